@@ -1,0 +1,52 @@
+"""Mini-batches of in-memory tensors: shuffle, then partition, with no per-example Python work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from ._checks import check_positive_int
+
+
+def _as_tensor(a, name):
+    if isinstance(a, torch.Tensor):
+        return a
+    if isinstance(a, np.ndarray):
+        return torch.from_numpy(a)
+    raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(a).__name__}")
+
+
+def shuffled_order(m: int, generator: torch.Generator | None = None, device=None):
+    """A random permutation of the m row indices (torch's RNG, or ``generator``)."""
+    return torch.randperm(m, generator=generator).to(device)
+
+
+def minibatches(X, Y, batch_size: int = 64, shuffle: bool = True, seed: int | None = None,
+                order=None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (X^{t}, Y^{t}) for one epoch: shuffle the rows, then cut them in order into
+    mini-batches of ``batch_size``; the last one holds the remainder.
+
+    batch_size = m gives batch gradient descent, 1 gives stochastic gradient descent. Rows are
+    gathered once per epoch with one indexing operation on the tensors' own device. The same
+    ``seed`` gives the same order; ``order`` (a permutation of range(m)) fixes it explicitly.
+    """
+    X, Y = _as_tensor(X, "X"), _as_tensor(Y, "Y")
+    m = X.shape[0]
+    if Y.shape[0] != m:
+        raise ValueError(f"X and Y must have the same number of rows (examples), "
+                         f"got {m} and {Y.shape[0]}")
+    check_positive_int("batch_size", batch_size)
+    if order is not None:
+        order = torch.as_tensor(order, device=X.device)
+        if order.shape != (m,):
+            raise ValueError(f"order must be a permutation of range({m}), got shape "
+                             f"{tuple(order.shape)}")
+    elif shuffle:
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        order = shuffled_order(m, generator, X.device)
+    if order is not None:
+        X, Y = X[order], Y[order]
+    for start in range(0, m, batch_size):
+        yield X[start:start + batch_size], Y[start:start + batch_size]

@@ -1,0 +1,54 @@
+"""Costs J of a mini-batch, averaged over its examples, and the default for a model's output.
+
+    binary cross-entropy:  J = -(1/m) Σ [y·log a + (1-y)·log(1-a)],  a = σ(z)   (on z for stability)
+    cross-entropy:         J = -(1/m) Σ log softmax(z)_y
+    squared error:         J = (1/m) Σ (ŷ - y)²   (averaged over every output too)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def binary_cross_entropy(z, Y):
+    """Mean cross-entropy of sigmoid outputs, computed from the logits z."""
+    return F.binary_cross_entropy_with_logits(z, Y.reshape(z.shape).to(z.dtype))
+
+
+def binary_cross_entropy_of_probabilities(a, Y):
+    return F.binary_cross_entropy(a, Y.reshape(a.shape).to(a.dtype))
+
+
+def cross_entropy(z, Y):
+    """Mean cross-entropy of softmax outputs from the logits z; Y holds class indices."""
+    return F.cross_entropy(z, Y.reshape(-1).long())
+
+
+def negative_log_likelihood_of_probabilities(a, Y):
+    return F.nll_loss(torch.log(a), Y.reshape(-1).long())
+
+
+def squared_error(y_hat, Y):
+    return F.mse_loss(y_hat, Y.reshape(y_hat.shape).to(y_hat.dtype))
+
+
+def default_loss(model):
+    """(forward, loss) implied by the model's output: a gdlab MLP is run to its logits;
+    a model ending in ``nn.Sigmoid``/``nn.Softmax`` gets cross-entropy on its probabilities;
+    anything else gets squared error."""
+    from .models import MLP
+
+    if isinstance(model, MLP):
+        if model.output == "sigmoid":
+            return model.logits, binary_cross_entropy
+        if model.output == "softmax":
+            return model.logits, cross_entropy
+        return model, squared_error
+    last = list(model.modules())[-1]
+    if isinstance(last, nn.Sigmoid):
+        return model, binary_cross_entropy_of_probabilities
+    if isinstance(last, nn.Softmax):
+        return model, negative_log_likelihood_of_probabilities
+    return model, squared_error

@@ -1,0 +1,70 @@
+"""The course's fully connected network ``[n_x, n_h1, ..., n_y]`` as an ``nn.Module``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._checks import check_choice, check_positive_int
+
+HIDDEN = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
+OUTPUTS = ("sigmoid", "softmax", "linear")
+INITS = ("he", "xavier", "torch")
+
+
+class MLP(nn.Module):
+    """LINEAR → hidden activation, L-1 times, then LINEAR → output activation.
+
+    ``layer_dims = [n_x, n_h1, ..., n_y]``; layer l holds W^[l] of shape (n_l, n_{l-1}) and
+    b^[l] of shape (n_l,), as ``nn.Linear``. Rows of the input are examples.
+
+    init "he": W^[l] ~ N(0, 1)·√(2/n_{l-1}), b^[l] = 0 (for ReLU); "xavier": √(1/n_{l-1});
+    "torch": PyTorch's default. ``forward`` returns the activation a^[L]; ``logits`` returns
+    z^[L], which the losses use for numerical stability.
+    """
+
+    def __init__(self, layer_dims, hidden: str = "relu", output: str = "sigmoid",
+                 init: str = "he"):
+        super().__init__()
+        layer_dims = list(layer_dims)
+        if len(layer_dims) < 2:
+            raise ValueError(f"layer_dims must list at least [n_x, n_y], got {layer_dims!r}")
+        for n in layer_dims:
+            check_positive_int("every layer size in layer_dims", n)
+        check_choice("hidden", hidden, HIDDEN)
+        check_choice("output", output, OUTPUTS)
+        check_choice("init", init, INITS)
+        self.layer_dims, self.hidden, self.output, self.init = layer_dims, hidden, output, init
+        self.linears = nn.ModuleList(nn.Linear(n_in, n_out)
+                                     for n_in, n_out in zip(layer_dims, layer_dims[1:]))
+        self.activation = HIDDEN[hidden]()
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self):
+        for linear in self.linears:
+            if self.init == "torch":
+                linear.reset_parameters()
+                continue
+            gain = 2.0 if self.init == "he" else 1.0
+            linear.weight.normal_().mul_(math.sqrt(gain / linear.in_features))
+            linear.bias.zero_()
+
+    def logits(self, x):
+        """z^[L], the output layer before its activation."""
+        for linear in self.linears[:-1]:
+            x = self.activation(linear(x))
+        return self.linears[-1](x)
+
+    def forward(self, x):
+        z = self.logits(x)
+        if self.output == "sigmoid":
+            return torch.sigmoid(z)
+        if self.output == "softmax":
+            return torch.softmax(z, dim=-1)
+        return z
+
+    def extra_repr(self) -> str:
+        return f"layer_dims={self.layer_dims}, hidden={self.hidden!r}, output={self.output!r}"
