@@ -23,6 +23,10 @@ def ewa_step(v, theta, beta):
     return beta * v + (1 - beta) * theta
 
 
+def _copy(value):
+    return value.clone() if isinstance(value, torch.Tensor) else value
+
+
 def bias_correction(beta, t):
     """1 - β^t: dividing an average started at v_0 = 0 by this removes its start-up bias."""
     return 1 - beta**t
@@ -52,24 +56,26 @@ class EWA:
     def update(self, theta):
         """Add θ_t and return the current average, v_t or v̂_t if bias-corrected."""
         if isinstance(theta, torch.Tensor) and not isinstance(self.value, torch.Tensor):
-            self.value = torch.zeros_like(theta, dtype=torch.promote_types(theta.dtype, torch.float32))
+            dtype = torch.promote_types(theta.dtype, torch.float32)
+            self.value = torch.zeros_like(theta, dtype=dtype)
         self.t += 1
         self.value = ewa_step(self.value, theta, self.beta)
         return self.current()
 
     def current(self):
-        """The average now: v_t, or v̂_t = v_t/(1-β^t) with bias correction (θ if t = 0)."""
+        """The average now: v_t, or v̂_t = v_t/(1-β^t) with bias correction (0 if t = 0)."""
         if not self.bias_correction or self.t == 0:
             return self.value.clone() if isinstance(self.value, torch.Tensor) else self.value
         return self.value / bias_correction(self.beta, self.t)
 
     def state_dict(self) -> dict:
         return {"beta": self.beta, "bias_correction": self.bias_correction, "t": self.t,
-                "value": self.value}
+                "value": _copy(self.value)}
 
     def load_state_dict(self, state: dict) -> None:
         self.beta, self.bias_correction = state["beta"], state["bias_correction"]
-        self.t, self.value = state["t"], state["value"]
+        # a copy: update() works in place and must not change the saved state
+        self.t, self.value = state["t"], _copy(state["value"])
 
     def __repr__(self) -> str:
         return f"EWA(beta={self.beta}, bias_correction={self.bias_correction}, t={self.t})"

@@ -134,6 +134,7 @@ class Fit:
             order = shuffled_order(self.m, self.generator, self.X.device)
         costs = []
         model, forward, loss, optimizer = self.model, self.forward, self.loss, self.optimizer
+        step = _bare_step(optimizer)
         model.train()
         for X_t, Y_t in minibatches(self.X, self.Y, self.batch_size, order=order):
             if self._pending_lr is not None:
@@ -144,7 +145,7 @@ class Fit:
             optimizer.zero_grad()
             cost = loss(forward(X_t), Y_t)
             cost.backward()
-            optimizer.step()
+            step()
             costs.append(cost.detach())
         costs = torch.stack(costs).double().cpu()
         sizes = torch.full_like(costs, self.batch_size)
@@ -160,28 +161,56 @@ class Fit:
 
     def run(self) -> History:
         start = time.perf_counter()
-        bar = _progress_bar(self.epochs) if self.progress else None
+        bar = ProgressBar(self.epochs) if self.progress else None
+        if bar is not None:
+            self.callbacks.insert(0, bar)
         try:
             self._call("on_fit_start")
             while self.epoch_num < self.epochs and not self._stop:
                 self.run_epoch()
                 self.history.times.append(time.perf_counter() - start)
-                if bar is not None:
-                    bar.set_postfix(cost=f"{self.smoothed_cost.current():.4g}",
-                                    lr=f"{self.lr:.3g}", refresh=False)
-                    bar.update(1)
                 self._call("on_epoch_end")
             self._call("on_fit_end")
         finally:
             if bar is not None:
                 bar.close()
+                self.callbacks.remove(bar)
         return self.history
 
 
-def _progress_bar(total):
-    from tqdm.auto import tqdm
+def _bare_step(optimizer):
+    """``optimizer.step`` without torch's per-call profiling wrapper (tens of µs, as much as a
+    whole step of a small network) when no step hooks are registered that it would run."""
+    from torch.optim import optimizer as torch_optimizer
 
-    return tqdm(total=total, unit="epoch", dynamic_ncols=True, leave=False)
+    hooks = (optimizer._optimizer_step_pre_hooks, optimizer._optimizer_step_post_hooks,
+             getattr(torch_optimizer, "_global_optimizer_pre_hooks", None),
+             getattr(torch_optimizer, "_global_optimizer_post_hooks", None))
+    unwrapped = getattr(type(optimizer).step, "__wrapped__", None)
+    if unwrapped is None or any(h is None or len(h) for h in hooks):
+        return optimizer.step
+    return unwrapped.__get__(optimizer)
+
+
+class ProgressBar:
+    """A progress bar over epochs (of one run or several) showing the bias-corrected EWA of the
+    mini-batch cost and α."""
+
+    def __init__(self, total: int):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, unit="epoch", dynamic_ncols=True, leave=False)
+
+    def describe(self, label: str) -> None:
+        self.bar.set_description(label)
+
+    def on_epoch_end(self, run: Fit) -> None:
+        self.bar.set_postfix(cost=f"{run.smoothed_cost.current():.4g}", lr=f"{run.lr:.3g}",
+                             refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _prepare_data(model, X, Y):

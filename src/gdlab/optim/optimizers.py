@@ -4,6 +4,12 @@ Each class validates its hyperparameters, names its state tensors and hands them
 in :mod:`gdlab.optim.rules`; param groups, closures, ``state_dict`` and torch's LR schedulers
 work as with any torch optimizer. The state of a parameter is ``t`` (its step count) and the
 moment tensors (``v``, ``S``), all starting at 0.
+
+Fast path (``flat=True``, the default): the parameters of a param group (same dtype and
+device) are moved into one contiguous buffer, and so are their gradients and moments; each
+parameter, its ``.grad`` and its state tensors become views into these buffers, and the rule
+runs once over the whole buffers instead of once per tensor. ``flat=False`` applies the rule
+tensor by tensor (the reference path). Both run the same rule and give the same numbers.
 """
 
 from __future__ import annotations
@@ -14,14 +20,94 @@ from .._checks import check_beta, check_choice, check_nonnegative, check_positiv
 from . import rules
 
 
+class _FlatGroup:
+    """One param group's parameters, gradients and moments as contiguous buffers ``W``,
+    ``dW`` and ``moments[name]``; the parameters, their ``.grad`` and their state tensors
+    are views into them."""
+
+    def __init__(self, params, state, moment_names):
+        self.params = params
+        self.bounds = []
+        start = 0
+        for p in params:
+            self.bounds.append((start, start + p.numel()))
+            start += p.numel()
+        self.W = torch.cat([p.detach().reshape(-1) for p in params])
+        self.dW = torch.zeros_like(self.W)
+        self.moments = {name: torch.zeros_like(self.W) for name in moment_names}
+        self.grad_views = []
+        for p, (a, b) in zip(params, self.bounds, strict=True):
+            p.data = self.W[a:b].view_as(p)
+            grad_view = self.dW[a:b].view_as(p)
+            if p.grad is not None:
+                grad_view.copy_(p.grad)
+                p.grad = grad_view
+            self.grad_views.append(grad_view)
+            p_state = state[p]
+            p_state.setdefault("t", 0)
+            for name, buffer in self.moments.items():
+                if name in p_state:
+                    buffer[a:b].copy_(p_state[name].reshape(-1))
+                p_state[name] = buffer[a:b].view_as(p)
+        self.data_ptrs = [p.data_ptr() for p in params]
+
+    def intact(self) -> bool:
+        """False if a parameter's storage was replaced (e.g. by ``model.to``) since."""
+        return all(p.data_ptr() == ptr for p, ptr in zip(self.params, self.data_ptrs, strict=True))
+
+    def segments(self, state) -> list[tuple[int, int, int]]:
+        """Gather fresh gradients into ``dW``, advance t, and return (a, b, t): the maximal runs
+        of consecutive parameters that have a gradient and share the step count t."""
+        stale_views, stale_grads, runs = [], [], []
+        for p, grad_view, (a, b) in zip(self.params, self.grad_views, self.bounds, strict=True):
+            dW = p.grad
+            if dW is None:
+                runs.append(None)
+                continue
+            if dW is not grad_view:
+                if dW.is_sparse:
+                    raise TypeError("gdlab optimizers do not support sparse gradients")
+                stale_views.append(grad_view)
+                stale_grads.append(dW)
+                p.grad = grad_view
+            p_state = state[p]
+            p_state["t"] += 1
+            t = p_state["t"]
+            if runs and runs[-1] is not None and runs[-1][2] == t:
+                runs[-1] = (runs[-1][0], b, t)
+            else:
+                runs.append((a, b, t))
+        if stale_views:
+            torch._foreach_copy_(stale_views, stale_grads)
+        return [run for run in runs if run is not None]
+
+
 class RuleOptimizer(torch.optim.Optimizer):
-    """Applies ``rule`` to every parameter that has a gradient.
+    """Applies a rule to every parameter that has a gradient, over flat buffers or per tensor.
 
     Subclasses set ``moments`` (names of the state tensors, zero at the start) and implement
-    ``apply(W, dW, state, group)`` which calls their rule.
+    ``apply(W, dW, state, group)``, which calls their rule with ``state["t"]`` and the moments.
     """
 
     moments: tuple[str, ...] = ()
+
+    def __init__(self, params, defaults, flat: bool = True):
+        self.flat = bool(flat)
+        self._flat_groups: dict[int, _FlatGroup] = {}
+        super().__init__(params, defaults)
+
+    def _flat_group(self, index, group):
+        """The group's flat buffers, built on first use (None if the group can't be flat)."""
+        flat = self._flat_groups.get(index)
+        if flat is not None and flat.params == group["params"] and flat.intact():
+            return flat
+        params = group["params"]
+        if not self.flat or not params or any(p.is_sparse for p in params) or len(
+                {(p.dtype, p.device) for p in params}) != 1:
+            return None
+        flat = _FlatGroup(params, self.state, self.moments)
+        self._flat_groups[index] = flat
+        return flat
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -29,20 +115,61 @@ class RuleOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            for W in group["params"]:
-                if W.grad is None:
-                    continue
-                if W.grad.is_sparse:
-                    raise TypeError(f"{type(self).__name__} does not support sparse gradients")
-                state = self.state[W]
-                if not state:
-                    state["t"] = 0
-                    for name in self.moments:
-                        state[name] = torch.zeros_like(W, memory_format=torch.preserve_format)
-                state["t"] += 1
-                self.apply(W, W.grad, state, group)
+        for index, group in enumerate(self.param_groups):
+            flat = self._flat_group(index, group)
+            if flat is None:
+                self._step_per_tensor(group)
+                continue
+            whole = (0, flat.W.numel())
+            for a, b, t in flat.segments(self.state):
+                if (a, b) == whole:  # the usual case: one pass over the whole buffers
+                    W, dW, state = flat.W, flat.dW, dict(flat.moments)
+                else:
+                    W, dW = flat.W[a:b], flat.dW[a:b]
+                    state = {name: buffer[a:b] for name, buffer in flat.moments.items()}
+                state["t"] = t
+                self.apply(W, dW, state, group)
         return loss
+
+    def _step_per_tensor(self, group):
+        for W in group["params"]:
+            if W.grad is None:
+                continue
+            if W.grad.is_sparse:
+                raise TypeError(f"{type(self).__name__} does not support sparse gradients")
+            state = self.state[W]
+            if "t" not in state:
+                state["t"] = 0
+                for name in self.moments:
+                    state[name] = torch.zeros_like(W, memory_format=torch.preserve_format)
+            state["t"] += 1
+            self.apply(W, W.grad, state, group)
+
+    def zero_grad(self, set_to_none: bool = True):
+        """Clear the gradients: ``None`` (the default, as torch), or zeros in place — one
+        operation per flat buffer."""
+        for index, group in enumerate(self.param_groups):
+            flat = self._flat_groups.get(index)
+            if not set_to_none and flat is not None and flat.params == group["params"]:
+                flat.dW.zero_()
+                for p, grad_view in zip(flat.params, flat.grad_views, strict=True):
+                    p.grad = grad_view
+                continue
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    if p.grad.grad_fn is not None:
+                        p.grad.detach_()
+                    else:
+                        p.grad.requires_grad_(False)
+                    p.grad.zero_()
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        self._flat_groups.clear()  # rebuilt at the next step from the loaded state
 
     def apply(self, W, dW, state, group):  # pragma: no cover - every subclass defines it
         raise NotImplementedError
@@ -52,11 +179,11 @@ class GD(RuleOptimizer):
     """Gradient descent: W := W - α·dW (batch GD, mini-batch GD or SGD by the batch size).
 
     Args:
-        lr: α, the learning rate (> 0).
+        lr: α, the learning rate (> 0).  flat: use the flat-buffer fast path.
     """
 
-    def __init__(self, params, lr: float = 0.01):
-        super().__init__(params, {"lr": check_positive("lr", lr)})
+    def __init__(self, params, lr: float = 0.01, *, flat: bool = True):
+        super().__init__(params, {"lr": check_positive("lr", lr)}, flat)
 
     def apply(self, W, dW, state, group):
         rules.gd(W, dW, lr=group["lr"])
@@ -76,10 +203,11 @@ class Momentum(RuleOptimizer):
 
     moments = ("v",)
 
-    def __init__(self, params, lr: float = 0.01, beta: float = 0.9, form: str = "ewa"):
+    def __init__(self, params, lr: float = 0.01, beta: float = 0.9, form: str = "ewa",
+                 *, flat: bool = True):
         defaults = {"lr": check_positive("lr", lr), "beta": check_beta("beta", beta),
                     "form": check_choice("form", form, ("ewa", "sum"))}
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, flat)
 
     def apply(self, W, dW, state, group):
         rules.momentum(W, dW, state["v"], lr=group["lr"], beta=group["beta"], form=group["form"])
@@ -98,10 +226,10 @@ class RMSProp(RuleOptimizer):
     moments = ("S",)
 
     def __init__(self, params, lr: float = 0.001, beta2: float = 0.9, eps: float = 1e-8,
-                 bias_correction: bool = False):
+                 bias_correction: bool = False, *, flat: bool = True):
         defaults = {"lr": check_positive("lr", lr), "beta2": check_beta("beta2", beta2),
                     "eps": check_nonnegative("eps", eps), "bias_correction": bool(bias_correction)}
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, flat)
 
     def apply(self, W, dW, state, group):
         t = state["t"] if group["bias_correction"] else None
@@ -122,10 +250,10 @@ class Adam(RuleOptimizer):
     moments = ("v", "S")
 
     def __init__(self, params, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8):
+                 eps: float = 1e-8, *, flat: bool = True):
         defaults = {"lr": check_positive("lr", lr), "beta1": check_beta("beta1", beta1),
                     "beta2": check_beta("beta2", beta2), "eps": check_nonnegative("eps", eps)}
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, flat)
 
     def apply(self, W, dW, state, group):
         rules.adam(W, dW, state["v"], state["S"], lr=group["lr"], beta1=group["beta1"],

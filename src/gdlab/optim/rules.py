@@ -25,7 +25,8 @@ def momentum(W, dW, v, *, lr, beta, form="ewa"):
 
 
 def rmsprop(W, dW, S, *, lr, beta2, eps, t=None):
-    """S := β₂·S + (1-β₂)·dW² ;  W := W - α·dW/(√S + ε)   (S/(1-β₂^t) in place of S if t is given)"""
+    """S := β₂·S + (1-β₂)·dW² ;  W := W - α·dW/(√S + ε)
+    (with t given, Ŝ = S/(1-β₂^t) takes the place of S: bias correction)"""
     ewa_step(S, dW * dW, beta2)
     S_hat = S if t is None else S / bias_correction(beta2, t)
     W.addcdiv_(dW, S_hat.sqrt().add_(eps), value=-lr)
