@@ -199,7 +199,7 @@ class ProgressBar:
     def __init__(self, total: int):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, unit="epoch", dynamic_ncols=True, leave=False)
+        self.bar = tqdm(total=total, unit="epoch", dynamic_ncols=True, leave=False, disable=None)
 
     def describe(self, label: str) -> None:
         self.bar.set_description(label)
