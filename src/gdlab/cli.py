@@ -181,7 +181,7 @@ def cmd_course(args) -> None:
     decays = [None if d == "none" else d for d in _names(args.decay, decay_names, "decay")]
     print_fn = None if args.json else (lambda text: print(text + "\n", flush=True))
     result = run_course(optimizers=optimizers, decays=decays, epochs=args.epochs,
-                        print_fn=print_fn, progress=not args.json and sys.stderr.isatty())
+                        print_fn=print_fn, progress=not (args.json or args.quiet))
     if args.json:
         print(json.dumps(result, indent=2))
 
@@ -250,6 +250,7 @@ def build_parser() -> Parser:
                    help="comma-separated subset of none,update_lr,schedule_lr_decay")
     p.add_argument("--epochs", type=int, default=5000, help="default: 5000, as the course")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_course)
     return parser
 

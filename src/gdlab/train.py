@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,7 +54,8 @@ class Fit:
     (the lecture's manual decay) and ``stop()`` ends the run after the current epoch."""
 
     def __init__(self, model, X, Y, optimizer, *, epochs, batch_size=64, loss=None,
-                 schedule=None, seed=None, callbacks=(), progress=True, batch_order=None):
+                 schedule=None, seed=None, callbacks=(), progress=True, batch_order=None,
+                 num_threads=None):
         self.model, self.optimizer = model, optimizer
         self.epochs = check_positive_int("epochs", epochs)
         self.batch_size = check_positive_int("batch_size", batch_size)
@@ -78,6 +80,8 @@ class Fit:
         self._pending_lr = None
         self._stop = False
         self.smoothed_cost = EWA(0.98, bias_correction=True)
+        self.num_threads = num_threads if num_threads is not None else _auto_threads(
+            model, self.batch_size, self.X.device)
 
     @property
     def m(self) -> int:
@@ -160,6 +164,10 @@ class Fit:
         return epoch_cost
 
     def run(self) -> History:
+        with _torch_threads(self.num_threads):
+            return self._run()
+
+    def _run(self) -> History:
         start = time.perf_counter()
         bar = ProgressBar(self.epochs) if self.progress else None
         if bar is not None:
@@ -176,6 +184,33 @@ class Fit:
                 bar.close()
                 self.callbacks.remove(bar)
         return self.history
+
+
+#: below this many multiply-adds per step (batch size × parameters), one thread is faster
+SMALL_STEP = 2**22
+
+
+def _auto_threads(model, batch_size, device) -> int | None:
+    """1 for small steps on the CPU, where waking other threads costs more than the work (and
+    several times more when the cores are busy); None (torch's setting) otherwise."""
+    if device.type != "cpu":
+        return None
+    n_parameters = sum(p.numel() for p in model.parameters())
+    return 1 if batch_size * n_parameters < SMALL_STEP else None
+
+
+@contextmanager
+def _torch_threads(n: int | None):
+    """torch's intra-op thread count set to n for the duration (process-wide)."""
+    if n is None or n == torch.get_num_threads():
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _bare_step(optimizer):
@@ -235,7 +270,7 @@ def _prepare_data(model, X, Y):
 
 
 def fit(model, X, Y, optimizer, *, epochs, batch_size=64, loss=None, schedule=None, seed=None,
-        callbacks=(), progress=True, batch_order=None) -> History:
+        callbacks=(), progress=True, batch_order=None, num_threads=None) -> History:
     """Train ``model`` on rows of ``X`` (examples) with targets ``Y`` by mini-batch gradient
     descent with ``optimizer``, and return its :class:`History`.
 
@@ -246,7 +281,9 @@ def fit(model, X, Y, optimizer, *, epochs, batch_size=64, loss=None, schedule=No
     for per-step schedules. ``loss(output, Y_t)`` defaults to the cost the model's output
     implies. ``callbacks`` get the running :class:`Fit` at ``on_fit_start``,
     ``on_epoch_end`` (or are called, if plain functions) and ``on_fit_end``.
+    ``num_threads`` sets torch's CPU threads while it runs; by default small steps run on one
+    thread, which is faster for them, and larger ones keep torch's setting.
     """
     return Fit(model, X, Y, optimizer, epochs=epochs, batch_size=batch_size, loss=loss,
                schedule=schedule, seed=seed, callbacks=callbacks, progress=progress,
-               batch_order=batch_order).run()
+               batch_order=batch_order, num_threads=num_threads).run()
