@@ -18,6 +18,7 @@ command line's ``name:key=value,...`` form.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -109,9 +110,13 @@ class inverse_sqrt(Schedule):
     def lr(self, epoch_num, t):
         if self.per == "step":
             if t is None:
+                if epoch_num == 0:
+                    return self.lr0
                 raise ValueError("inverse_sqrt(per='step') needs t, the mini-batch step")
             return self.k / math.sqrt(t) * self.lr0
-        return self.k / math.sqrt(max(epoch_num, 1)) * self.lr0
+        if epoch_num == 0:
+            return self.lr0
+        return self.k / math.sqrt(epoch_num) * self.lr0
 
 
 class staircase(Schedule):
@@ -216,14 +221,18 @@ def parse_schedule(text: str, lr0: float) -> Schedule:
         if key == "lr0":
             raise ValueError(f"schedule {text!r}: give α₀ with --lr, not lr0=")
         kwargs[key] = _parse_value(value.strip())
-    try:
-        return SCHEDULES[name](lr0, **kwargs)
-    except TypeError:
-        import inspect
-
-        allowed = [p for p in inspect.signature(SCHEDULES[name]).parameters if p != "lr0"]
+    parameters = inspect.signature(SCHEDULES[name]).parameters
+    allowed = [p for p in parameters if p != "lr0"]
+    unknown = [key for key in kwargs if key not in allowed]
+    if unknown:
         raise ValueError(f"schedule {name!r} takes options {', '.join(allowed) or 'none'}; "
-                         f"got {', '.join(kwargs)}") from None
+                         f"got {', '.join(unknown)}")
+    missing = [p for p in allowed
+               if parameters[p].default is inspect.Parameter.empty and p not in kwargs]
+    if missing:
+        raise ValueError(f"schedule {name!r} needs option {', '.join(missing)}, e.g. "
+                         f"'{name}:{missing[0]}=1'")
+    return SCHEDULES[name](lr0, **kwargs)
 
 
 class ScheduleLR(torch.optim.lr_scheduler.LRScheduler):
@@ -232,7 +241,9 @@ class ScheduleLR(torch.optim.lr_scheduler.LRScheduler):
     Call ``step()`` after each epoch (as with torch's schedulers); for schedules that depend on
     the mini-batch step t (``per_step``), call ``step_batch()`` after each mini-batch instead.
     Every param group gets α = schedule(epoch_num, t) scaled by its initial lr relative to the
-    first group's, so one group simply follows the schedule.
+    first group's, so one group simply follows the schedule. Epoch e and mini-batch t (both
+    counted from 1) train at schedule(e, t), as in ``fit``; ``self.t`` counts the mini-batches
+    done.
 
     >>> opt = torch.optim.SGD(model.parameters(), lr=0.2)
     >>> sched = ScheduleLR(opt, inverse_time(0.2, decay_rate=1))
@@ -241,17 +252,17 @@ class ScheduleLR(torch.optim.lr_scheduler.LRScheduler):
 
     def __init__(self, optimizer, schedule):
         self.schedule = schedule
-        self.t = None
+        self.t = 0
         super().__init__(optimizer)
 
     def get_lr(self):
-        alpha = self.schedule(self.last_epoch + 1, self.t)
+        alpha = self.schedule(self.last_epoch + 1, self.t + 1)
         first = self.base_lrs[0]
-        return [alpha * base / first for base in self.base_lrs]
+        return [alpha * (base / first) for base in self.base_lrs]
 
     def step_batch(self):
-        """Advance t by one mini-batch and set α(epoch_num, t)."""
-        self.t = 1 if self.t is None else self.t + 1
+        """Count one more mini-batch done and set α for the next one, step t + 1."""
+        self.t += 1
         alpha = self.get_lr()
         for group, lr in zip(self.optimizer.param_groups, alpha, strict=True):
             group["lr"] = lr

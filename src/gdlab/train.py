@@ -101,7 +101,7 @@ class Fit:
     def _set_group_lrs(self, alpha: float) -> None:
         first = self._base_lrs[0]
         for group, base in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
-            group["lr"] = alpha * base / first
+            group["lr"] = alpha * (base / first)
 
     def _scheduled_lr(self, epoch_num, t):
         if self._manual_lr is not None:
