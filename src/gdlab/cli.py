@@ -179,7 +179,7 @@ def cmd_course(args) -> None:
     optimizers = _names(args.optimizer, ("gd", "momentum", "rmsprop", "adam"), "optimizer")
     decay_names = [d or "none" for d in DECAYS]
     decays = [None if d == "none" else d for d in _names(args.decay, decay_names, "decay")]
-    print_fn = None if args.json else (lambda text: print(text + "\n", flush=True))
+    print_fn = None if args.json else (lambda text: print(text, flush=True))
     result = run_course(optimizers=optimizers, decays=decays, epochs=args.epochs,
                         print_fn=print_fn, progress=not (args.json or args.quiet))
     if args.json:

@@ -236,7 +236,7 @@ def run_course(optimizers: Iterable[str] = ("gd", "momentum", "adam", "rmsprop")
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(jobs), unit="run", dynamic_ncols=True, leave=False)
+        bar = tqdm(total=len(jobs), unit="run", dynamic_ncols=True, leave=False, disable=None)
     result = {"epochs": epochs, "runs": []}
     try:
         for run in _map_runs(jobs, workers):
