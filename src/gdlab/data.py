@@ -48,5 +48,10 @@ def minibatches(X, Y, batch_size: int = 64, shuffle: bool = True, seed: int | No
         order = shuffled_order(m, generator, X.device)
     if order is not None:
         X, Y = X[order], Y[order]
-    for start in range(0, m, batch_size):
+    return _batches(X, Y, batch_size)
+
+
+def _batches(X, Y, batch_size):
+    # a separate generator so that minibatches() checks its arguments when called
+    for start in range(0, X.shape[0], batch_size):
         yield X[start:start + batch_size], Y[start:start + batch_size]

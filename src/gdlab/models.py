@@ -31,8 +31,7 @@ class MLP(nn.Module):
         layer_dims = list(layer_dims)
         if len(layer_dims) < 2:
             raise ValueError(f"layer_dims must list at least [n_x, n_y], got {layer_dims!r}")
-        for n in layer_dims:
-            check_positive_int("every layer size in layer_dims", n)
+        layer_dims = [check_positive_int("every layer size in layer_dims", n) for n in layer_dims]
         check_choice("hidden", hidden, HIDDEN)
         check_choice("output", output, OUTPUTS)
         check_choice("init", init, INITS)
