@@ -407,12 +407,7 @@ def test_parameters_without_grad_are_not_moved(make, cls, set_to_none):
 
 @pytest.mark.parametrize("set_to_none", [True, False])
 @pytest.mark.parametrize("cls", [GD, Momentum, RMSProp, Adam])
-def test_parameters_without_grad_get_no_state(make, cls, set_to_none, request):
-    if make.flat:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "flat path: _FlatGroup gives every parameter of the group state (t = 0 and moment "
-            "views), and zero_grad(set_to_none=False) gives parameters whose grad was None a "
-            "zero grad that is then stepped (reported to the lead)")))
+def test_parameters_without_grad_get_no_state(make, cls, set_to_none):
     opt, frozen, used, unused = _frozen_unused_used(set_to_none, lambda p: make(cls, p, lr=0.1))
     # as torch.optim: a parameter that never had a gradient has no state and keeps grad None
     assert frozen.grad is None and unused.grad is None
@@ -517,11 +512,7 @@ def test_numpy_scalars_accepted():
     assert isinstance(opt.defaults["lr"], float)
 
 
-def test_sparse_gradients_rejected(make, request):
-    if make.flat:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "flat path: _FlatGroup.__init__ copies a sparse .grad into the dense buffer "
-            "(RuntimeError) before any sparse check (reported to the lead)")))
+def test_sparse_gradients_rejected(make):
     W = torch.nn.Parameter(torch.zeros(3, 2))
     W.grad = torch.zeros(3, 2).to_sparse()
     with pytest.raises(TypeError, match="sparse"):

@@ -237,8 +237,6 @@ def test_set_lr_from_a_callback_takes_effect_at_the_next_mini_batch():
     assert history.lrs[3] == pytest.approx(0.01, rel=1e-15)
 
 
-@pytest.mark.xfail(strict=True, reason="train.py: History.lrs is appended before a pending "
-                                        "set_lr is applied (reported to the lead)")
 def test_set_lr_at_epoch_end_is_recorded_as_the_next_epochs_lr():
     X, Y = _data()
     model = _model()
@@ -417,9 +415,6 @@ def test_progress_bar(monkeypatch, capsys, terminal):
     capsys.readouterr()
 
 
-@pytest.mark.xfail(strict=True, reason="train.py _bare_step calls the class's unwrapped step, "
-                                        "bypassing the instance wrapper torch's LRScheduler "
-                                        "installs (reported to the lead)")
 def test_torch_lr_scheduler_in_a_callback():
     X, Y = _data()
     model = _model()

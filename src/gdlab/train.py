@@ -128,6 +128,8 @@ class Fit:
         """Train one epoch over every mini-batch; returns its cost."""
         self.epoch_num += 1
         per_step = getattr(self.schedule, "per_step", False)
+        if self._pending_lr is not None:
+            self._apply_pending_lr()
         alpha = self._scheduled_lr(self.epoch_num, self.t + 1 if per_step else None)
         if alpha is not None:
             self._set_group_lrs(alpha)
@@ -222,7 +224,8 @@ def _bare_step(optimizer):
              getattr(torch_optimizer, "_global_optimizer_pre_hooks", None),
              getattr(torch_optimizer, "_global_optimizer_post_hooks", None))
     unwrapped = getattr(type(optimizer).step, "__wrapped__", None)
-    if unwrapped is None or any(h is None or len(h) for h in hooks):
+    wrapped_instance = "step" in vars(optimizer)  # e.g. by a torch LRScheduler
+    if unwrapped is None or wrapped_instance or any(h is None or len(h) for h in hooks):
         return optimizer.step
     return unwrapped.__get__(optimizer)
 

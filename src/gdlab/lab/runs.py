@@ -27,7 +27,8 @@ class RunResult:
 
     @property
     def final_cost(self) -> float:
-        return self.history.epoch_costs[-1]
+        """The last epoch's cost (NaN before any epoch)."""
+        return self.history.epoch_costs[-1] if self.history.epoch_costs else float("nan")
 
 
 def predict(model: nn.Module, X, task: str):

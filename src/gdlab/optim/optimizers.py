@@ -23,7 +23,7 @@ from . import rules
 class _FlatGroup:
     """One param group's parameters, gradients and moments as contiguous buffers ``W``,
     ``dW`` and ``moments[name]``; the parameters, their ``.grad`` and their state tensors
-    are views into them."""
+    are views into them. As in torch, a parameter gets state at its first gradient."""
 
     def __init__(self, params, state, moment_names):
         self.params = params
@@ -38,17 +38,11 @@ class _FlatGroup:
         self.grad_views = []
         for p, (a, b) in zip(params, self.bounds, strict=True):
             p.data = self.W[a:b].view_as(p)
-            grad_view = self.dW[a:b].view_as(p)
-            if p.grad is not None:
-                grad_view.copy_(p.grad)
-                p.grad = grad_view
-            self.grad_views.append(grad_view)
-            p_state = state[p]
-            p_state.setdefault("t", 0)
-            for name, buffer in self.moments.items():
-                if name in p_state:
-                    buffer[a:b].copy_(p_state[name].reshape(-1))
-                p_state[name] = buffer[a:b].view_as(p)
+            self.grad_views.append(self.dW[a:b].view_as(p))
+            if state.get(p):  # moments so far (e.g. loaded) move into the buffers
+                for name, buffer in self.moments.items():
+                    buffer[a:b].copy_(state[p][name].reshape(-1))
+                    state[p][name] = buffer[a:b].view_as(p)
         self.data_ptrs = [p.data_ptr() for p in params]
 
     def intact(self) -> bool:
@@ -71,6 +65,11 @@ class _FlatGroup:
                 stale_grads.append(dW)
                 p.grad = grad_view
             p_state = state[p]
+            if not p_state:
+                p_state["t"] = 0
+                for name, buffer in self.moments.items():
+                    buffer[a:b].zero_()
+                    p_state[name] = buffer[a:b].view_as(p)
             p_state["t"] += 1
             t = p_state["t"]
             if runs and runs[-1] is not None and runs[-1][2] == t:
@@ -80,6 +79,13 @@ class _FlatGroup:
         if stale_views:
             torch._foreach_copy_(stale_views, stale_grads)
         return [run for run in runs if run is not None]
+
+    def zero_grad(self) -> None:
+        """Zero every gradient in one operation; parameters without one keep ``None``."""
+        self.dW.zero_()
+        for p, grad_view in zip(self.params, self.grad_views, strict=True):
+            if p.grad is not None:
+                p.grad = grad_view
 
 
 class RuleOptimizer(torch.optim.Optimizer):
@@ -151,9 +157,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         for index, group in enumerate(self.param_groups):
             flat = self._flat_groups.get(index)
             if not set_to_none and flat is not None and flat.params == group["params"]:
-                flat.dW.zero_()
-                for p, grad_view in zip(flat.params, flat.grad_views, strict=True):
-                    p.grad = grad_view
+                flat.zero_grad()
                 continue
             for p in group["params"]:
                 if p.grad is None:
