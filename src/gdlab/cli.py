@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .lab.compare import DEFAULT_DECAY
 from .optim import OPTIMIZERS
 
 
@@ -215,12 +216,12 @@ def build_parser() -> Parser:
                             "initialization and mini-batch order with each optimizer, with "
                             "constant α and with a decay schedule; print a table and write "
                             "report.html, PNG figures and CSV histories.")
-    data_options(p, 300)
+    data_options(p, 100)
     p.add_argument("--optimizers", default="gd,momentum,rmsprop,adam",
                    help="comma-separated subset of gd,momentum,rmsprop,adam")
     p.add_argument("--lr", type=float, help="one α for every optimizer (default: gd 0.1, "
                    "momentum 0.1, rmsprop 0.005, adam 0.005)")
-    p.add_argument("--schedule", default="inverse_time:decay_rate=1,time_interval=100",
+    p.add_argument("--schedule", default=DEFAULT_DECAY,
                    help="the decay each optimizer is also run with, as name:key=value,... "
                    "(inverse_time, exponential, inverse_sqrt, staircase, plateau), or none")
     p.add_argument("--out", default="gdlab-report", help="report folder (default: "

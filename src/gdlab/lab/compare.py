@@ -18,8 +18,8 @@ from .runs import RunResult, accuracy
 
 #: α each optimizer starts from unless --lr is given (its customary scale on small networks)
 DEFAULT_LR = {"gd": 0.1, "momentum": 0.1, "rmsprop": 0.005, "adam": 0.005}
-#: the decay each optimizer is compared against: α halves after 100 epochs, thirds after 200...
-DEFAULT_DECAY = "inverse_time:decay_rate=1,time_interval=100"
+#: the decay each optimizer is also run with, the assignment's interval form: α = α₀/(1 + ⌊epoch_num/50⌋)
+DEFAULT_DECAY = "inverse_time:decay_rate=1,time_interval=50"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -79,7 +79,7 @@ def initial_model(dataset: Dataset, layers, seed: int, dtype=torch.float32) -> M
 
 
 def compare(dataset: Dataset, *, layers=None, optimizers=tuple(OPTIMIZERS), lr=None,
-            epochs: int = 300, batch_size: int = 64, decay: str | None = DEFAULT_DECAY,
+            epochs: int = 100, batch_size: int = 64, decay: str | None = DEFAULT_DECAY,
             seed: int = 0, dtype: str = "float32", progress: bool = False) -> list[RunResult]:
     """Train every optimizer with constant α and (unless ``decay`` is None) with ``decay``.
 
