@@ -128,3 +128,30 @@ def test_help_lists_commands(capsys):
     out = capsys.readouterr().out
     for command in ("compare", "fit", "course"):
         assert command in out
+
+
+def test_course_command_prints_the_assignment_format_and_adam_beats_gd(capsys):
+    import re
+
+    status, out, err = run(capsys, "course", "--epochs", "1000", "--optimizer", "gd,adam",
+                           "--decay", "none", "-q")
+    assert status == 0, err
+    blocks = out.strip().split("\n\n")
+    assert len(blocks) == 2
+    accuracy = {}
+    for block in blocks:
+        header, cost, acc = block.splitlines()
+        name = re.fullmatch(r"== (gd|adam), decay=None ==", header).group(1)
+        assert re.fullmatch(r"Cost after epoch 0: 0\.\d{6}", cost)
+        accuracy[name] = float(re.fullmatch(r"Accuracy: (0\.\d+|1\.0)", acc).group(1))
+    assert accuracy["adam"] > accuracy["gd"]
+
+
+def test_course_json(capsys):
+    status, out, err = run(capsys, "course", "--epochs", "3", "--optimizer", "rmsprop",
+                           "--decay", "update_lr", "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    (only,) = result["runs"]
+    assert only["optimizer"] == "rmsprop" and only["decay"] == "update_lr"
+    assert set(only["costs"]) == {"0"} and 0 < only["accuracy"] <= 1

@@ -18,7 +18,8 @@ from .runs import RunResult, accuracy
 
 #: α each optimizer starts from unless --lr is given (its customary scale on small networks)
 DEFAULT_LR = {"gd": 0.1, "momentum": 0.1, "rmsprop": 0.005, "adam": 0.005}
-#: the decay each optimizer is also run with, the assignment's interval form: α = α₀/(1 + ⌊epoch_num/50⌋)
+#: the decay each optimizer is also run with (the assignment's interval form):
+#: α = α₀/(1 + ⌊epoch_num/50⌋)
 DEFAULT_DECAY = "inverse_time:decay_rate=1,time_interval=50"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
