@@ -19,6 +19,8 @@ def ewa_step(v, theta, beta):
     """v_t = β·v_{t-1} + (1-β)·θ_t. A tensor ``v`` is updated in place and returned; for
     numbers the new average is returned."""
     if isinstance(v, torch.Tensor):
+        if isinstance(beta, torch.Tensor):  # β as a tensor (compiled, or one per configuration)
+            return v.mul_(beta).add_((1 - beta) * theta)
         return v.mul_(beta).add_(theta, alpha=1 - beta)
     return beta * v + (1 - beta) * theta
 

@@ -9,14 +9,20 @@ Fast path (``flat=True``, the default): the parameters of a param group (same dt
 device) are moved into one contiguous buffer, and so are their gradients and moments; each
 parameter, its ``.grad`` and its state tensors become views into these buffers, and the rule
 runs once over the whole buffers instead of once per tensor. ``flat=False`` applies the rule
-tensor by tensor (the reference path). Both run the same rule and give the same numbers.
+tensor by tensor (the reference path). With ``fused`` the rule is compiled into one pass over
+the flat buffers (:mod:`gdlab.optim.fused`; by default for buffers of a million elements or
+more). All paths run the same rule and give the same numbers.
 """
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 from .._checks import check_beta, check_choice, check_nonnegative, check_positive
+from ..ewa import bias_correction
+from . import fused as fused_path
 from . import rules
 
 
@@ -44,14 +50,25 @@ class _FlatGroup:
                     buffer[a:b].copy_(state[p][name].reshape(-1))
                     state[p][name] = buffer[a:b].view_as(p)
         self.data_ptrs = [p.data_ptr() for p in params]
+        self.states = None  # each parameter's state dict, once all have one
 
     def intact(self) -> bool:
         """False if a parameter's storage was replaced (e.g. by ``model.to``) since."""
-        return all(p.data_ptr() == ptr for p, ptr in zip(self.params, self.data_ptrs, strict=True))
+        return list(map(torch.Tensor.data_ptr, self.params)) == self.data_ptrs
 
     def segments(self, state) -> list[tuple[int, int, int]]:
         """Gather fresh gradients into ``dW``, advance t, and return (a, b, t): the maximal runs
         of consecutive parameters that have a gradient and share the step count t."""
+        grads = [p.grad for p in self.params]
+        if all(map(operator.is_, grads, self.grad_views)):  # the usual case, in one sweep
+            if self.states is None:
+                self.states = [state[p] for p in self.params]
+            t = self.states[0].get("t", 0)
+            if all(p_state.get("t") == t for p_state in self.states):
+                t += 1
+                for p_state in self.states:
+                    p_state["t"] = t
+                return [(0, self.W.numel(), t)]
         stale_views, stale_grads, runs = [], [], []
         for p, grad_view, (a, b) in zip(self.params, self.grad_views, self.bounds, strict=True):
             dW = p.grad
@@ -89,18 +106,33 @@ class _FlatGroup:
 
 
 class RuleOptimizer(torch.optim.Optimizer):
-    """Applies a rule to every parameter that has a gradient, over flat buffers or per tensor.
+    """Applies ``rule`` to every parameter that has a gradient, over flat buffers or per tensor.
 
-    Subclasses set ``moments`` (names of the state tensors, zero at the start) and implement
-    ``apply(W, dW, state, group)``, which calls their rule with ``state["t"]`` and the moments.
+    Subclasses set ``rule`` (a function of :mod:`gdlab.optim.rules`), ``moments`` (names of its
+    state tensors, zero at the start) and ``hyperparameters(group, t)`` (its keyword arguments).
     """
 
+    rule = None
     moments: tuple[str, ...] = ()
 
-    def __init__(self, params, defaults, flat: bool = True):
+    def __init__(self, params, defaults, flat: bool = True, fused: bool | None = None):
+        if fused and not flat:
+            raise ValueError("fused=True needs flat=True: the fused step runs on flat buffers")
         self.flat = bool(flat)
+        self.fused = fused
         self._flat_groups: dict[int, _FlatGroup] = {}
         super().__init__(params, defaults)
+
+    def hyperparameters(self, group, t) -> dict:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def _apply(self, W, dW, state, group, fused=False):
+        tensors = (W, dW, *(state[name] for name in self.moments))
+        hyperparameters = self.hyperparameters(group, state["t"])
+        if fused:
+            fused_path.run(type(self).rule, *tensors, **hyperparameters)
+        else:
+            type(self).rule(*tensors, **hyperparameters)
 
     def _flat_group(self, index, group):
         """The group's flat buffers, built on first use (None if the group can't be flat)."""
@@ -130,11 +162,13 @@ class RuleOptimizer(torch.optim.Optimizer):
             for a, b, t in flat.segments(self.state):
                 if (a, b) == whole:  # the usual case: one pass over the whole buffers
                     W, dW, state = flat.W, flat.dW, dict(flat.moments)
-                else:
+                    fused = fused_path.use_fused(self.fused, W)
+                else:  # some parameters had no gradient or lag in t: eager, piece by piece
                     W, dW = flat.W[a:b], flat.dW[a:b]
                     state = {name: buffer[a:b] for name, buffer in flat.moments.items()}
+                    fused = False
                 state["t"] = t
-                self.apply(W, dW, state, group)
+                self._apply(W, dW, state, group, fused)
         return loss
 
     def _step_per_tensor(self, group):
@@ -149,7 +183,7 @@ class RuleOptimizer(torch.optim.Optimizer):
                 for name in self.moments:
                     state[name] = torch.zeros_like(W, memory_format=torch.preserve_format)
             state["t"] += 1
-            self.apply(W, W.grad, state, group)
+            self._apply(W, W.grad, state, group)
 
     def zero_grad(self, set_to_none: bool = True):
         """Clear the gradients: ``None`` (the default, as torch), or zeros in place — one
@@ -175,22 +209,23 @@ class RuleOptimizer(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         self._flat_groups.clear()  # rebuilt at the next step from the loaded state
 
-    def apply(self, W, dW, state, group):  # pragma: no cover - every subclass defines it
-        raise NotImplementedError
-
 
 class GD(RuleOptimizer):
     """Gradient descent: W := W - α·dW (batch GD, mini-batch GD or SGD by the batch size).
 
     Args:
-        lr: α, the learning rate (> 0).  flat: use the flat-buffer fast path.
+        lr: α, the learning rate (> 0).
+        flat: keep parameters, gradients and moments in flat buffers (the fast path).
+        fused: compile the rule into one pass over them (None: for a million elements or more).
     """
 
-    def __init__(self, params, lr: float = 0.01, *, flat: bool = True):
-        super().__init__(params, {"lr": check_positive("lr", lr)}, flat)
+    rule = rules.gd
 
-    def apply(self, W, dW, state, group):
-        rules.gd(W, dW, lr=group["lr"])
+    def __init__(self, params, lr: float = 0.01, *, flat: bool = True, fused: bool | None = None):
+        super().__init__(params, {"lr": check_positive("lr", lr)}, flat, fused)
+
+    def hyperparameters(self, group, t):
+        return {"lr": group["lr"]}
 
 
 class Momentum(RuleOptimizer):
@@ -205,16 +240,17 @@ class Momentum(RuleOptimizer):
         form: "ewa" or "sum".
     """
 
+    rule = rules.momentum
     moments = ("v",)
 
     def __init__(self, params, lr: float = 0.01, beta: float = 0.9, form: str = "ewa",
-                 *, flat: bool = True):
+                 *, flat: bool = True, fused: bool | None = None):
         defaults = {"lr": check_positive("lr", lr), "beta": check_beta("beta", beta),
                     "form": check_choice("form", form, ("ewa", "sum"))}
-        super().__init__(params, defaults, flat)
+        super().__init__(params, defaults, flat, fused)
 
-    def apply(self, W, dW, state, group):
-        rules.momentum(W, dW, state["v"], lr=group["lr"], beta=group["beta"], form=group["form"])
+    def hyperparameters(self, group, t):
+        return {"lr": group["lr"], "beta": group["beta"], "form": group["form"]}
 
 
 class RMSProp(RuleOptimizer):
@@ -227,18 +263,19 @@ class RMSProp(RuleOptimizer):
         lr: α (> 0).  beta2: β₂ in [0, 1).  eps: ε (>= 0).
     """
 
+    rule = rules.rmsprop
     moments = ("S",)
 
     def __init__(self, params, lr: float = 0.001, beta2: float = 0.9, eps: float = 1e-8,
-                 bias_correction: bool = False, *, flat: bool = True):
+                 bias_correction: bool = False, *, flat: bool = True, fused: bool | None = None):
         defaults = {"lr": check_positive("lr", lr), "beta2": check_beta("beta2", beta2),
                     "eps": check_nonnegative("eps", eps), "bias_correction": bool(bias_correction)}
-        super().__init__(params, defaults, flat)
+        super().__init__(params, defaults, flat, fused)
 
-    def apply(self, W, dW, state, group):
-        t = state["t"] if group["bias_correction"] else None
-        rules.rmsprop(W, dW, state["S"], lr=group["lr"], beta2=group["beta2"], eps=group["eps"],
-                      t=t)
+    def hyperparameters(self, group, t):
+        correction = bias_correction(group["beta2"], t) if group["bias_correction"] else None
+        return {"lr": group["lr"], "beta2": group["beta2"], "eps": group["eps"],
+                "S_correction": correction}
 
 
 class Adam(RuleOptimizer):
@@ -251,14 +288,16 @@ class Adam(RuleOptimizer):
         lr: α (> 0).  beta1: β₁ in [0, 1).  beta2: β₂ in [0, 1).  eps: ε (>= 0).
     """
 
+    rule = rules.adam
     moments = ("v", "S")
 
     def __init__(self, params, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, *, flat: bool = True):
+                 eps: float = 1e-8, *, flat: bool = True, fused: bool | None = None):
         defaults = {"lr": check_positive("lr", lr), "beta1": check_beta("beta1", beta1),
                     "beta2": check_beta("beta2", beta2), "eps": check_nonnegative("eps", eps)}
-        super().__init__(params, defaults, flat)
+        super().__init__(params, defaults, flat, fused)
 
-    def apply(self, W, dW, state, group):
-        rules.adam(W, dW, state["v"], state["S"], lr=group["lr"], beta1=group["beta1"],
-                   beta2=group["beta2"], eps=group["eps"], t=state["t"])
+    def hyperparameters(self, group, t):
+        return {"lr": group["lr"], "beta1": group["beta1"], "beta2": group["beta2"],
+                "eps": group["eps"], "v_correction": bias_correction(group["beta1"], t),
+                "S_correction": bias_correction(group["beta2"], t)}

@@ -1,0 +1,49 @@
+"""Timing helpers shared by the benchmarks: medians of repeated runs, and the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+
+def median_time(fn, repeats: int = 7, warmup: int = 2, inner: int = 1) -> float:
+    """Median over ``repeats`` runs of the seconds one call of ``fn`` takes (each run times
+    ``inner`` calls and divides)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+
+
+def bandwidth(n: int = 1 << 25, repeats: int = 7) -> dict[str, float]:
+    """STREAM-style memory bandwidth in GB/s over float32 arrays of n elements, all threads:
+    copy (a = b), scale (a = 3·b), add (a = b + c), triad (a = b + 3·c)."""
+    a, b, c = torch.empty(n), torch.rand(n), torch.rand(n)
+    kernels = {
+        "copy": (lambda: a.copy_(b), 8),
+        "scale": (lambda: torch.mul(b, 3.0, out=a), 8),
+        "add": (lambda: torch.add(b, c, out=a), 12),
+        "triad": (lambda: torch.add(b, c, alpha=3.0, out=a), 12),
+    }
+    return {name: bytes_per * n / median_time(fn, repeats) / 1e9
+            for name, (fn, bytes_per) in kernels.items()}

@@ -1,0 +1,102 @@
+"""The fused path (the rule compiled into one pass over flat buffers) equals the reference path
+(the rule applied tensor by tensor): float32 to 1e-6 and float64 to 1e-12, relative to the
+largest weight — for every optimizer, form and option, with param groups of different α, a
+schedule changing α, parameters that miss a gradient, and a state_dict round trip."""
+
+import copy
+import warnings
+
+import pytest
+import torch
+
+from gdlab import GD, Adam, Momentum, RMSProp
+from gdlab.optim import fused
+
+CASES = [(GD, {}), (Momentum, {"form": "ewa"}), (Momentum, {"form": "sum", "beta": 0.8}),
+         (RMSProp, {}), (RMSProp, {"bias_correction": True, "beta2": 0.999}),
+         (Adam, {}), (Adam, {"beta1": 0.5, "beta2": 0.99, "eps": 1e-6})]
+TOLERANCE = {torch.float32: 1e-6, torch.float64: 1e-12}
+SHAPES = [(30, 40), (50,), (2, 3, 4), (700,), (16, 16)]
+
+
+def _train(cls, kwargs, dtype, steps=24, **path):
+    generator = torch.Generator().manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(s, generator=generator, dtype=dtype))
+              for s in SHAPES]
+    groups = [{"params": params[:3]}, {"params": params[3:], "lr": 0.003}]
+    optimizer = cls(groups, lr=0.01, **kwargs, **path)
+    grads = torch.Generator().manual_seed(1)
+    for step in range(steps):
+        optimizer.zero_grad(set_to_none=step % 2 == 0)
+        for i, p in enumerate(params):
+            if step == 5 and i in (1, 3):  # no gradient this step: skipped, t lags behind
+                continue
+            p.grad = torch.randn(p.shape, generator=grads, dtype=dtype)
+        if step == 10:  # a schedule's new α
+            for group in optimizer.param_groups:
+                group["lr"] *= 0.5
+        optimizer.step()
+        if step == 15:
+            saved = copy.deepcopy(optimizer.state_dict())
+            optimizer = cls(groups, lr=0.01, **kwargs, **path)
+            optimizer.load_state_dict(saved)
+    return params, optimizer
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(("cls", "kwargs"), CASES,
+                         ids=[f"{c.__name__}-{'-'.join(map(str, k.values())) or 'default'}"
+                              for c, k in CASES])
+def test_fused_equals_reference(cls, kwargs, dtype):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # compiling must really work here
+        ours, optimizer = _train(cls, kwargs, dtype, flat=True, fused=True)
+    reference, _ = _train(cls, kwargs, dtype, flat=False)
+    for a, b in zip(ours, reference):
+        scale = b.detach().abs().max()
+        assert (a.detach() - b.detach()).abs().max() <= TOLERANCE[dtype] * scale
+    assert not any(flat is None for flat in optimizer._flat_groups.values())
+
+
+def test_the_usual_step_runs_compiled_code(monkeypatch):
+    calls = []
+    real_run = fused.run
+    monkeypatch.setattr(fused, "run", lambda rule, *a, **k: (calls.append(rule.__name__),
+                                                             real_run(rule, *a, **k)))
+    W = torch.nn.Parameter(torch.zeros(10))
+    W.grad = torch.ones(10)
+    Adam([W], lr=0.1, fused=True).step()
+    assert calls == ["adam"]
+    assert torch.allclose(W.detach(), torch.full((10,), -0.1))
+
+
+def test_auto_uses_fused_only_for_large_buffers():
+    assert not fused.use_fused(None, torch.zeros(10))
+    assert fused.use_fused(None, torch.zeros(fused.FUSED_MIN_NUMEL))
+    assert fused.use_fused(True, torch.zeros(10))
+    assert not fused.use_fused(False, torch.zeros(fused.FUSED_MIN_NUMEL))
+
+
+def test_fused_needs_flat():
+    with pytest.raises(ValueError, match="fused=True needs flat=True"):
+        Adam([torch.nn.Parameter(torch.zeros(2))], fused=True, flat=False)
+
+
+def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
+    def broken_compile(*args, **kwargs):
+        def compiled(*a, **k):
+            raise RuntimeError("no C++ compiler found")
+        return compiled
+
+    monkeypatch.setattr(fused, "_compiled", {})
+    monkeypatch.setattr(fused, "_broken", set())
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    W = torch.nn.Parameter(torch.zeros(3))
+    optimizer = GD([W], lr=0.5, fused=True)
+    with pytest.warns(RuntimeWarning, match="fused gd step is not available on cpu"):
+        W.grad = torch.ones(3)
+        optimizer.step()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        optimizer.step()
+    assert torch.equal(W.detach(), torch.full((3,), -1.0))
