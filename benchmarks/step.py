@@ -38,7 +38,9 @@ LAYOUTS = {
     "a: 2000 × 2000": [(2000,)] * 2000,
     "b: ResNet-50": resnet50_shapes(),
     "c: 64 × 250k": [(250_000,)] * 64,
+    "gpu: 8 × 16M": [(16_000_000,)] * 8,  # 128M parameters, for a GPU
 }
+CPU_LAYOUTS = ("a: 2000 × 2000", "b: ResNet-50", "c: 64 × 250k")
 
 
 def _params(shapes, device):
@@ -78,7 +80,7 @@ def _time_step(optimizer, device, repeats):
 
 
 def run(device="cpu", repeats: int = 7, methods=("adam", "momentum", "rmsprop"),
-        layouts=tuple(LAYOUTS)) -> tuple[list[dict], dict]:
+        layouts=CPU_LAYOUTS) -> tuple[list[dict], dict]:
     """Rows {method, layout, peer: {variant: s}, gdlab: s, ratio, bandwidth_fraction}; and the
     bandwidth figures and the first-call (compile) cost of each fused rule."""
     device = torch.device(device)
@@ -140,3 +142,5 @@ def table(rows, extra) -> str:
 if __name__ == "__main__":
     rows, extra = run()
     print(table(rows, extra))
+    if torch.cuda.is_available():
+        print(table(*run("cuda", methods=("adam",), layouts=("gpu: 8 × 16M",))))

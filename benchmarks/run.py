@@ -1,0 +1,53 @@
+"""Every speed figure of gdlab beside its peers', measured in one run: ``python benchmarks/run.py``
+prints the tables; ``--write`` also stores them in BENCHMARKS.md with the machine they ran on.
+Figures are medians of several runs; compare ratios, not seconds, on a shared machine."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from benchmarks import course_numpy, loop, step  # noqa: E402
+from benchmarks.common import machine  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--write", action="store_true", help="store the tables in BENCHMARKS.md")
+    parser.add_argument("--repeats", type=int, default=7, help="runs per figure (median)")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    sections = [f"Machine: {machine()}. {datetime.date.today()}."]
+    rows, extra = step.run(repeats=args.repeats)
+    sections.append("## 1. Optimizer step (float32)\n\n" + step.table(rows, extra))
+    print(sections[-1], flush=True)
+    sections.append("## 2. Training loop (MLP 64-64-1, 60,000 × 64, one epoch, Adam)\n\n"
+                    + loop.table(loop.run(repeats=max(3, args.repeats // 2))))
+    print(sections[-1], flush=True)
+    sections.append("## 3. Course-sized network\n\n"
+                    + course_numpy.table(course_numpy.run(repeats=max(3, args.repeats // 2))))
+    print(sections[-1], flush=True)
+    if torch.cuda.is_available():
+        gpu_rows, gpu_extra = step.run("cuda", repeats=args.repeats, methods=("adam",),
+                                       layouts=("gpu: 8 × 16M",))
+        sections.append(f"## 4. GPU ({torch.cuda.get_device_name()})\n\n"
+                        + step.table(gpu_rows, gpu_extra))
+    else:
+        sections.append("## 4. GPU\n\nNo CUDA device here: skipped.")
+    print(sections[-1])
+    print(f"\n({time.perf_counter() - start:.0f} s)")
+    if args.write:
+        path = pathlib.Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+        path.write_text("# Benchmarks\n\nWritten by `python benchmarks/run.py --write`. "
+                        "Peers measured in the same run.\n\n" + "\n\n".join(sections) + "\n")
+
+
+if __name__ == "__main__":
+    main()
