@@ -14,7 +14,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from benchmarks import course_numpy, loop, step  # noqa: E402
+from benchmarks import course_numpy, loop, step, vectorized  # noqa: E402
 from benchmarks.common import machine  # noqa: E402
 
 
@@ -33,6 +33,9 @@ def main() -> None:
     print(sections[-1], flush=True)
     sections.append("## 3. Course-sized network\n\n"
                     + course_numpy.table(course_numpy.run(repeats=max(3, args.repeats // 2))))
+    print(sections[-1], flush=True)
+    sections.append("## 5. Vectorized sweep (32 configurations at once)\n\n"
+                    + vectorized.table(vectorized.run(repeats=max(3, args.repeats // 2))))
     print(sections[-1], flush=True)
     if torch.cuda.is_available():
         gpu_rows, gpu_extra = step.run("cuda", repeats=args.repeats, methods=("adam",),

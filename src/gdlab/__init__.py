@@ -5,13 +5,16 @@ RMSProp, Adam and learning-rate decay, as a PyTorch library and a command-line l
 """
 
 from . import schedules
+from .checkpoint import Checkpoint
+from .control import LiveControl, request_lr
 from .data import minibatches
 from .ewa import EWA, bias_correction, ewa, ewa_step
 from .models import MLP
 from .optim import GD, Adam, Momentum, RMSProp
-from .train import Fit, History, fit
+from .train import Diverged, Fit, History, fit
 
 __version__ = "0.1.0"
 
 __all__ = ["EWA", "ewa", "ewa_step", "bias_correction", "GD", "Momentum", "RMSProp", "Adam",
-           "schedules", "minibatches", "MLP", "fit", "Fit", "History"]
+           "schedules", "minibatches", "MLP", "fit", "Fit", "History", "Diverged",
+           "Checkpoint", "LiveControl", "request_lr"]

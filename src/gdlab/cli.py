@@ -6,7 +6,6 @@ Bad input is answered with one line on stderr and exit status 2, never a traceba
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -17,14 +16,25 @@ from .optim import OPTIMIZERS
 
 
 class CommandError(ValueError):
-    """A problem with what the user asked for: printed as one line, exit status 2."""
+    """A problem with what the user asked for: printed as one line, exit status 2. ``prog``:
+    the command it is about (e.g. "gdlab fit"), when argparse found it."""
+
+    def __init__(self, message: str, prog: str | None = None):
+        super().__init__(message)
+        self.prog = prog
+
+
+class RunFailed(Exception):
+    """A run that could not finish (it diverged): printed as one line, exit status 1."""
+
+    status = 1
 
 
 class Parser(argparse.ArgumentParser):
     """argparse with errors on one line: ``gdlab fit: error: ... (see gdlab fit --help)``."""
 
     def error(self, message):
-        raise CommandError(f"{message} (see {self.prog} --help)")
+        raise CommandError(f"{message} (see {self.prog} --help)", prog=self.prog)
 
 
 def _names(text: str, allowed, what: str) -> list[str]:
@@ -58,6 +68,13 @@ MARKER = "config.json"
 def prepare_out_dir(path: str, force: bool) -> Path:
     """Create the output folder; refuse one that holds something other than a gdlab output
     (recognized by its config.json with a "gdlab" key) unless ``force``."""
+    out = check_out_dir(path, force)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def check_out_dir(path: str, force: bool) -> Path:
+    """``prepare_out_dir`` without creating anything: the checks only."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {path!r} exists and is not a folder")
@@ -69,7 +86,6 @@ def prepare_out_dir(path: str, force: bool) -> Path:
         if not is_gdlab:
             raise CommandError(f"--out {path!r} exists and is not a gdlab output folder; "
                                f"choose another folder or add --force")
-    out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -108,6 +124,7 @@ def cmd_compare(args) -> None:
     layers = _layers(args.layers)
     out = prepare_out_dir(args.out, args.force)
     dataset = _load(args)
+    _batch_size(args.batch_size, len(dataset.X_train), "compare")  # compare clamps it too
     print(describe(dataset))
     runs = compare(dataset, layers=layers, optimizers=optimizers, lr=args.lr,
                    epochs=args.epochs, batch_size=args.batch_size,
@@ -124,54 +141,314 @@ def cmd_compare(args) -> None:
     print(f"report: {report}")
 
 
-def cmd_fit(args) -> None:
-    from safetensors.torch import save_file
+#: what --resume may change; every other setting comes from the run folder's config.json
+#: (--lr with --resume is a manual change of α, recorded in the history)
+RESUME_OPTIONS = {"resume", "epochs", "quiet", "lr", "checkpoint_every", "on_divergence",
+                  "divergence_factor", "reduce_factor"}
+#: the optimizers' own hyperparameter options, as --beta, --beta1, --beta2, --eps
+HYPERPARAMETERS = {"gd": (), "momentum": ("beta",), "rmsprop": ("beta2", "eps"),
+                   "adam": ("beta1", "beta2", "eps")}
 
-    from .datasets import describe
-    from .lab.compare import DTYPES, check_layers, default_layers, initial_model, train_run
-    from .lab.runs import accuracy
-    from .report import write_report
 
-    if args.optimizer not in OPTIMIZERS:
-        raise CommandError(f"unknown optimizer {args.optimizer!r}; allowed: "
+def _given(args) -> set[str]:
+    """The destinations of the options written on the command line (abbreviations too)."""
+    actions = args.parser._option_string_actions
+    given = set()
+    for token in args.argv:
+        if token == "--":
+            break
+        if not token.startswith("-") or token == "-" or token[1:2].isdigit() or token[1:2] == ".":
+            continue
+        option = token.split("=", 1)[0]
+        if option in actions:
+            given.add(actions[option].dest)
+            continue
+        matches = [s for s in actions if s.startswith("--") and s.startswith(option)]
+        if len(matches) == 1:
+            given.add(actions[matches[0]].dest)
+    return given
+
+
+def _fit_settings(args) -> dict:
+    """The settings of a new run, from the command line (checked, not yet validated)."""
+    if args.out is None:
+        raise CommandError("--out RUN_DIR is required (or --resume RUN_DIR to continue a run)")
+    data = args.data
+    if Path(data).suffix.lower() in (".csv", ".npz") and Path(data).exists():
+        data = str(Path(data).resolve())  # --resume from another working folder finds it too
+    hyper = {name: getattr(args, name) for name in ("beta", "beta1", "beta2", "eps")
+             if getattr(args, name) is not None}
+    return {"data": data, "target": args.target, "layers": _layers(args.layers),
+            "optimizer": args.optimizer, "lr": args.lr, "schedule": _schedule(args.schedule),
+            "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
+            "dtype": args.dtype, "hyperparameters": hyper,
+            "checkpoint_every": args.checkpoint_every, "on_divergence": args.on_divergence,
+            "divergence_factor": args.divergence_factor, "reduce_factor": args.reduce_factor}
+
+
+def _resume_settings(args) -> dict:
+    from .runfolder import read_fit_config
+
+    others = sorted(_given(args) - RESUME_OPTIONS)
+    if others:
+        names = ", ".join("--" + name.replace("_", "-") for name in others)
+        raise CommandError(f"--resume continues a run with the settings in its config.json; "
+                           f"besides it takes only --epochs, --lr (a manual change of α), "
+                           f"--checkpoint-every, --on-divergence, --divergence-factor, "
+                           f"--reduce-factor and --quiet; got {names}")
+    config = read_fit_config(args.resume)
+    settings = {"target": None, "schedule": None, "hyperparameters": {},
+                "checkpoint_every": 10, "on_divergence": "stop", "divergence_factor": 10.0,
+                "reduce_factor": 0.5}
+    settings.update({k: v for k, v in config.items() if k not in ("gdlab", "command")})
+    settings["schedule"] = _schedule(settings["schedule"])
+    for name in _given(args) & {"epochs", "checkpoint_every", "on_divergence",
+                                "divergence_factor", "reduce_factor"}:
+        settings[name] = getattr(args, name)
+    return settings
+
+
+def _check_settings(s: dict) -> dict:
+    """Validate a run's settings before anything is written; returns the optimizer's
+    hyperparameters."""
+    from ._checks import check_choice, check_positive, check_positive_int
+    from .train import check_divergence_options
+
+    if s["optimizer"] not in OPTIMIZERS:
+        raise CommandError(f"unknown optimizer {s['optimizer']!r}; allowed: "
                            f"{', '.join(OPTIMIZERS)}")
-    out = prepare_out_dir(args.out, args.force)
-    dataset = _load(args)
-    layers = check_layers(_layers(args.layers), dataset) if args.layers else \
+    hyper = dict(s["hyperparameters"] or {})
+    allowed = HYPERPARAMETERS[s["optimizer"]]
+    for name in hyper:
+        if name not in allowed:
+            takes = ", ".join("--" + a for a in allowed) or "none of them"
+            raise CommandError(f"--{name} does not apply to {s['optimizer']} (it takes "
+                               f"{takes})")
+    check_positive("lr", s["lr"])
+    check_positive_int("epochs", s["epochs"])
+    check_positive_int("batch_size", s["batch_size"])
+    check_positive_int("checkpoint_every", s["checkpoint_every"])
+    check_choice("on_divergence", s["on_divergence"], ("stop", "reduce"))
+    check_divergence_options(s["on_divergence"], s["divergence_factor"], s["reduce_factor"])
+    return hyper
+
+
+def _batch_size(requested: int, m: int, command: str) -> int:
+    """The CLI's documented rule: a mini-batch larger than the m training examples is clamped
+    to m (batch gradient descent), with a one-line warning on stderr."""
+    if requested > m:
+        print(f"gdlab {command}: warning: --batch-size {requested} is larger than the {m} "
+              f"training examples; using {m} (batch gradient descent)", file=sys.stderr)
+        return m
+    return requested
+
+
+def _fingerprint(dataset) -> str:
+    """A short hash of the training and test data, to tell whether a file changed."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for array in (dataset.X_train, dataset.Y_train, dataset.X_test, dataset.Y_test):
+        array = np.ascontiguousarray(array)
+        digest.update(str((array.dtype, array.shape)).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+class _EchoEvents:
+    """Prints the divergences a run recovers from (on_divergence="reduce") as they happen."""
+
+    def __init__(self, seen: int):
+        self.seen = seen
+
+    def on_epoch_end(self, run) -> None:
+        from tqdm import tqdm
+
+        events = run.history.events
+        for event in events[self.seen:]:
+            if event.get("event") == "diverged":
+                tqdm.write(f"gdlab: {event['message']}", file=sys.stdout)
+        self.seen = len(events)
+
+
+def cmd_fit(args) -> None:
+    import torch
+
+    from . import runfolder
+    from .checkpoint import latest_checkpoint
+    from .control import LiveControl, read_status
+    from .datasets import describe, load_data
+    from .lab.compare import DTYPES, check_layers, default_layers, initial_model
+    from .lab.runs import accuracy
+    from .schedules import constant, parse_schedule
+    from .train import Diverged, Fit
+
+    resuming = args.resume is not None
+    settings = _resume_settings(args) if resuming else _fit_settings(args)
+    out = Path(args.resume) if resuming else check_out_dir(args.out, args.force)
+    hyper = _check_settings(settings)
+    try:
+        status = read_status(out) if out.is_dir() else None
+    except ValueError:
+        status = None
+    if status is not None and status["alive"]:
+        what = "stop it before resuming" if resuming else "choose another --out"
+        raise CommandError(f"{out} is still running (process {status.get('pid')}): {what}")
+    dtype = DTYPES[settings["dtype"]]
+
+    # everything is checked before the run folder is touched
+    dataset = load_data(settings["data"], target=settings["target"], seed=settings["seed"])
+    layers = check_layers(settings["layers"], dataset) if settings["layers"] else \
         default_layers(dataset)
-    print(describe(dataset))
-    initial = initial_model(dataset, layers, args.seed, DTYPES[args.dtype])
-    accuracies = []
+    batch_size = _batch_size(settings["batch_size"], len(dataset.X_train), "fit")
+    lr, schedule_text = settings["lr"], settings["schedule"]
+    schedule = parse_schedule(schedule_text, lr) if schedule_text else constant(lr)
+    model = initial_model(dataset, layers, settings["seed"], dtype)
+    optimizer = OPTIMIZERS[settings["optimizer"]](model.parameters(), lr=lr, **hyper)
+    fingerprint = _fingerprint(dataset)
+    if resuming and settings.get("data_fingerprint", fingerprint) != fingerprint:
+        raise CommandError(f"the data {settings['data']!r} changed since {out} started: "
+                           f"resuming would not continue the same run")
+    config = {**settings, "layers": layers, "schedule": schedule_text or "constant",
+              "data_fingerprint": fingerprint}
+    found = None
+    if resuming:
+        found = latest_checkpoint(out, on_message=lambda text: print(
+            f"gdlab fit: warning: {text}", file=sys.stderr))
+        done = found[0]["epoch_num"] if found else 0
+        if settings["epochs"] < done:
+            raise CommandError(f"{out} has already trained {done} epochs: --epochs must be at "
+                               f"least {done}, got {settings['epochs']}")
 
     def record_accuracy(run):
-        accuracies.append(accuracy(run.model, dataset.X_train, dataset.Y_train, dataset.task))
+        run.history.metrics.setdefault("accuracy", []).append(
+            accuracy(run.model, dataset.X_train, dataset.Y_train, dataset.task))
 
-    run = train_run(dataset, initial, args.optimizer, args.lr, _schedule(args.schedule),
-                    epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                    progress=not args.quiet, callbacks=(record_accuracy,))
-    config = {"data": args.data, "target": args.target, "layers": layers,
-              "optimizer": args.optimizer, "lr": args.lr, "schedule": run.schedule,
-              "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
-              "dtype": args.dtype}
-    write_config(out, "fit", config)
-    write_report(out, [run], dataset, title=f"gdlab fit — {run.label} on {dataset.name}",
-                 config=config)
-    history = run.history
-    with open(out / "history.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["epoch", "cost", "lr", "accuracy", "time"])
-        for i, cost in enumerate(history.epoch_costs):
-            acc = accuracies[i]
-            writer.writerow([i + 1, repr(cost), repr(history.lrs[i]),
-                             "" if acc is None else repr(acc), f"{history.times[i]:.6f}"])
-    weights = {name: tensor.detach().clone().contiguous()
-               for name, tensor in run.model.state_dict().items()}
-    save_file(weights, str(out / "model.safetensors"),
-              metadata={"layers": ",".join(map(str, layers)), "output": dataset.output})
-    acc = "" if run.train_accuracy is None else f", train accuracy {run.train_accuracy:.4f}"
-    test = "" if run.test_accuracy is None else f", test accuracy {run.test_accuracy:.4f}"
-    print(f"{run.label}: final cost {run.final_cost:.6f}{acc}{test} in {run.seconds:.1f} s")
+    X = torch.as_tensor(dataset.X_train, dtype=dtype)
+    Y = torch.as_tensor(dataset.Y_train)
+    run = Fit(model, X, Y, optimizer, epochs=settings["epochs"], batch_size=batch_size,
+              schedule=schedule, seed=settings["seed"], progress=not args.quiet,
+              on_divergence=settings["on_divergence"],
+              divergence_factor=settings["divergence_factor"],
+              reduce_factor=settings["reduce_factor"], run_dir=out,
+              checkpoint_every=settings["checkpoint_every"])
+    if found is not None:
+        try:
+            run.load_state_dict(found[0])
+        except ValueError as e:
+            raise CommandError(f"the checkpoint in {out} does not match its config.json: "
+                               f"{e}") from None
+    manual_lr = args.lr if resuming and "lr" in _given(args) else None
+    if manual_lr is not None:
+        run.set_lr(manual_lr)  # checked: lr must be > 0
+    run.callbacks[:0] = [record_accuracy, _EchoEvents(len(run.history.events))]
+    run.callbacks = [c for c in run.callbacks if not isinstance(c, LiveControl)] + [
+        c for c in run.callbacks if isinstance(c, LiveControl)]  # status after the others
+    if resuming:
+        runfolder.write_config(out, config)
+    else:
+        runfolder.start(out, config)
+    print(describe(dataset))
+    if resuming:
+        if found is None:
+            print(f"no checkpoint in {out} yet: starting it from epoch 0")
+        elif run.epoch_num >= run.epochs:
+            print(f"{out} has trained all {run.epochs} epochs: writing its results")
+        else:
+            print(f"resuming {out} at epoch {run.epoch_num} of {run.epochs}")
+        if manual_lr is not None:
+            print(f"α = {manual_lr:g} from the next mini-batch on (set by hand, recorded in "
+                  f"events.json)")
+
+    label = settings["optimizer"] if schedule_text is None else \
+        f"{settings['optimizer']} + {schedule_text.split(':')[0]}"
+    failure = None
+    try:
+        run.run()
+    except Diverged as e:
+        kept = f"epochs 1-{run.epoch_num}" if run.epoch_num else "the initial model"
+        message = str(e).replace("on_divergence='reduce'", "--on-divergence reduce")
+        failure = f"{message} (the run folder holds {kept})"
+    except KeyboardInterrupt as e:
+        detail = f" ({e})" if str(e) else ""
+        raise KeyboardInterrupt(f"interrupted{detail}; checkpoint at epoch {run.epoch_num} "
+                                f"saved; continue with: gdlab fit --resume {out}") from None
+    try:
+        _write_fit_results(out, run, dataset, settings, config, label, failure)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"interrupted while writing the results; the checkpoint holds "
+                                f"epochs 1-{run.epoch_num}: gdlab fit --resume {out} writes "
+                                f"them") from None
+
+
+def _write_fit_results(out, run, dataset, settings, config, label, failure) -> None:
+    from . import runfolder
+    from .lab.runs import RunResult, accuracy
+    from .report import write_report
+
+    model, history = run.model, run.history
+    lr, schedule_text = settings["lr"], settings["schedule"]
+    result = RunResult(
+        optimizer=settings["optimizer"], schedule=schedule_text or "constant", label=label,
+        history=history, model=model, seconds=history.times[-1] if history.times else 0.0,
+        train_accuracy=accuracy(model, dataset.X_train, dataset.Y_train, dataset.task),
+        test_accuracy=accuracy(model, dataset.X_test, dataset.Y_test, dataset.task),
+        config={"optimizer": settings["optimizer"], "lr": lr,
+                "schedule": schedule_text or "constant", "epochs": settings["epochs"],
+                "batch_size": settings["batch_size"], "seed": settings["seed"]})
+    report_config = {k: config[k] for k in ("data", "target", "layers", "optimizer", "lr",
+                                            "schedule", "epochs", "batch_size", "seed", "dtype")}
+    if history.epoch_costs:
+        write_report(out, [result], dataset, title=f"gdlab fit — {label} on {dataset.name}",
+                     config=report_config)
+    runfolder.write_results(out, history, model, layers=config["layers"],
+                            output=dataset.output)
+    if failure is not None:
+        raise RunFailed(failure)
+    acc = "" if result.train_accuracy is None else \
+        f", train accuracy {result.train_accuracy:.4f}"
+    test = "" if result.test_accuracy is None else f", test accuracy {result.test_accuracy:.4f}"
+    print(f"{label}: final cost {result.final_cost:.6f}{acc}{test} in {result.seconds:.1f} s")
     print(f"run folder: {out}")
+
+
+def cmd_lr(args) -> None:
+    from ._checks import check_positive
+    from .control import read_status, request_lr
+    from .runfolder import read_config
+
+    check_positive("lr", args.lr)
+    read_config(args.run_dir)
+    try:
+        status = read_status(args.run_dir)
+    except ValueError:
+        status = {"state": "not started", "alive": False}
+    if not status["alive"]:
+        state = status["state"] if status["state"] != "running" else "gone (killed or crashed)"
+        raise CommandError(f"{args.run_dir} is not running (state: {state}): α can only be "
+                           f"changed while its gdlab fit runs")
+    request = request_lr(args.run_dir, args.lr, wait=args.wait)
+    if request.get("epoch") is not None:
+        print(f"{args.run_dir}: α = {request['lr']:.6g} from epoch {request['epoch']}, "
+              f"mini-batch t = {request['t']}")
+    else:
+        print(f"{args.run_dir}: asked for α = {request['lr']:.6g}; not acknowledged within "
+              f"{args.wait:g} s (see gdlab status {args.run_dir})")
+
+
+def cmd_status(args) -> None:
+    from .control import format_status, read_status
+    from .runfolder import read_config
+
+    read_config(args.run_dir)
+    status = read_status(args.run_dir)
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(f"run folder:     {args.run_dir}")
+        print(format_status(status, args.run_dir))
 
 
 def cmd_course(args) -> None:
@@ -238,8 +515,44 @@ def build_parser() -> Parser:
                    "(default: 0.01)")
     p.add_argument("--schedule", help="decay schedule as name:key=value,..., e.g. "
                    "inverse_time:decay_rate=1 (default: constant α)")
-    p.add_argument("--out", required=True, help="run folder to write")
-    p.set_defaults(run=cmd_fit)
+    p.add_argument("--beta", type=float, help="momentum's β (default: 0.9)")
+    p.add_argument("--beta1", type=float, help="adam's β₁ (default: 0.9)")
+    p.add_argument("--beta2", type=float, help="rmsprop's and adam's β₂ (default: rmsprop "
+                   "0.9, adam 0.999)")
+    p.add_argument("--eps", type=float, help="rmsprop's and adam's ε (default: 1e-8)")
+    p.add_argument("--out", help="run folder to write")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its "
+                   "last checkpoint, with the settings of its config.json (--epochs may raise "
+                   "the number of epochs, --lr sets α by hand)")
+    p.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
+                   help="save a checkpoint every N epochs (default: 10), and at the end and on "
+                   "Ctrl-C")
+    p.add_argument("--on-divergence", choices=("stop", "reduce"), default="stop",
+                   help="when the cost becomes NaN/inf or explodes: restore the start of the "
+                   "epoch and stop, or retry it with α cut by --reduce-factor (default: stop)")
+    p.add_argument("--divergence-factor", type=float, default=10.0, metavar="F",
+                   help="an epoch cost above F × the smoothed cost counts as exploding "
+                   "(default: 10)")
+    p.add_argument("--reduce-factor", type=float, default=0.5, metavar="F",
+                   help="--on-divergence reduce multiplies α by F (default: 0.5)")
+    p.set_defaults(run=cmd_fit, parser=p)
+
+    p = commands.add_parser("lr", help="change α of a running gdlab fit from its next "
+                            "mini-batch on", description="The lecture's manual decay: set α of "
+                            "the gdlab fit running in RUN_DIR; it applies from the next "
+                            "mini-batch and is recorded in the run's history.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of the running fit")
+    p.add_argument("lr", type=float, metavar="LR", help="the new α (> 0)")
+    p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the run to "
+                   "acknowledge (default: 10)")
+    p.set_defaults(run=cmd_lr)
+
+    p = commands.add_parser("status", help="epoch, smoothed cost, α and ETA of a run",
+                            description="Show the state of the gdlab fit in RUN_DIR, running "
+                            "or not: epoch, smoothed cost, α, elapsed time and ETA.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of a gdlab fit")
+    p.add_argument("--json", action="store_true", help="print status.json as JSON")
+    p.set_defaults(run=cmd_status)
 
     p = commands.add_parser("course", help="the course's Optimization Methods experiment, "
                             "printed digit for digit", description="Reproduce the deep-learning "
@@ -253,24 +566,35 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_course)
+    from . import cli_figures, cli_tune  # (imported here: they use this module's helpers)
+
+    cli_figures.register(commands)  # figures, smooth, landscape, schedule
+    cli_tune.register(commands)  # tune, sweep
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
             return 2
+        args.argv = argv
         args.run(args)
     except (CommandError, ValueError, TypeError, FileNotFoundError, PermissionError) as error:
-        command = f"gdlab {args.command}" if "args" in locals() and args.command else "gdlab"
+        command = f"gdlab {args.command}" if "args" in locals() and args.command else \
+            getattr(error, "prog", None) or "gdlab"
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"{command}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("gdlab: interrupted", file=sys.stderr)
+    except RunFailed as error:
+        print(f"gdlab {args.command}: {' '.join(str(error).split())}", file=sys.stderr)
+        return error.status
+    except KeyboardInterrupt as error:
+        command = f"gdlab {args.command}" if "args" in locals() and args.command else "gdlab"
+        print(f"{command}: {' '.join(str(error).split()) or 'interrupted'}", file=sys.stderr)
         return 130
     return 0
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import random
+import signal
+import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +28,10 @@ class History:
     epoch_costs:  the cost of each epoch, Σ_t m_t·J^{t} / m (average over all m examples)
     lrs:          α used in each epoch (the first mini-batch's, if it changed within the epoch)
     times:        wall-clock seconds since the start, at the end of each epoch
-    events:       notes such as manual learning-rate changes: {"epoch", "t", "event", ...}
+    events:       notes such as manual learning-rate changes and divergences:
+                  {"epoch", "t", "event": "set_lr" | "diverged", ...}
+    metrics:      per-epoch values that callbacks record, by name (e.g. "accuracy"); saved
+                  in checkpoints with the rest
     """
 
     costs: list[float] = field(default_factory=list)
@@ -31,6 +39,7 @@ class History:
     lrs: list[float] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
+    metrics: dict[str, list] = field(default_factory=dict)
 
     @property
     def epochs(self) -> int:
@@ -42,20 +51,80 @@ class History:
 
     def state_dict(self) -> dict:
         return {"costs": list(self.costs), "epoch_costs": list(self.epoch_costs),
-                "lrs": list(self.lrs), "times": list(self.times), "events": list(self.events)}
+                "lrs": list(self.lrs), "times": list(self.times),
+                "events": [dict(event) for event in self.events],
+                "metrics": {name: list(values) for name, values in self.metrics.items()}}
 
     @classmethod
     def from_state_dict(cls, state: dict) -> History:
-        return cls(**{k: list(v) for k, v in state.items()})
+        return cls(**{k: ({name: list(values) for name, values in v.items()} if k == "metrics"
+                          else [dict(e) for e in v] if k == "events" else list(v))
+                      for k, v in state.items()})
+
+    def _lengths(self) -> dict:
+        return {"costs": len(self.costs), "epoch_costs": len(self.epoch_costs),
+                "lrs": len(self.lrs), "times": len(self.times), "events": len(self.events),
+                "metrics": {name: len(values) for name, values in self.metrics.items()}}
+
+    def _truncate(self, lengths: dict) -> None:
+        """Back to the lengths ``_lengths()`` gave (drops what an abandoned epoch added)."""
+        for name in ("costs", "epoch_costs", "lrs", "times", "events"):
+            del getattr(self, name)[lengths[name]:]
+        for name in list(self.metrics):
+            if name in lengths["metrics"]:
+                del self.metrics[name][lengths["metrics"][name]:]
+            else:
+                del self.metrics[name]
+
+
+class Diverged(RuntimeError):
+    """The cost of a fit became non-finite or exploded and ``on_divergence="stop"`` ended it.
+
+    ``event`` is the ``"diverged"`` entry of ``history.events`` (epoch, t, α, cost, reason);
+    the model holds the state at the start of the epoch that diverged."""
+
+    def __init__(self, message: str, event: dict, history: History):
+        super().__init__(message)
+        self.event, self.history = event, history
+
+
+#: format of Fit.state_dict(), checked when a state is loaded
+STATE_FORMAT = 1
+#: on_divergence="reduce" gives up after this many cuts of α in one epoch
+MAX_REDUCTIONS = 10
+ON_DIVERGENCE = (None, "stop", "reduce")
+
+
+def check_divergence_options(on_divergence, divergence_factor, reduce_factor):
+    """The divergence guard's settings, checked: ``(on_divergence, factor, reduce_factor)``."""
+    if on_divergence not in ON_DIVERGENCE:
+        raise ValueError(f"on_divergence must be None, 'stop' or 'reduce', got "
+                         f"{on_divergence!r}")
+    factor = check_positive("divergence_factor", divergence_factor)
+    if factor <= 1:
+        raise ValueError(f"divergence_factor must be > 1 (how many times the smoothed cost "
+                         f"counts as exploding), got {divergence_factor!r}")
+    cut = check_positive("reduce_factor", reduce_factor)
+    if cut >= 1:
+        raise ValueError(f"reduce_factor must be in (0, 1) (α is multiplied by it after a "
+                         f"divergence), got {reduce_factor!r}")
+    return on_divergence, factor, cut
 
 
 class Fit:
     """A running fit. Callbacks receive it; ``set_lr`` changes α from the next mini-batch on
-    (the lecture's manual decay) and ``stop()`` ends the run after the current epoch."""
+    (the lecture's manual decay) and ``stop()`` ends the run after the current epoch.
+
+    ``state_dict()`` / ``load_state_dict()`` hold everything a run needs to continue bit for
+    bit (model, optimizer, schedule, epoch_num, t, history, manual α, every RNG state); see
+    :mod:`gdlab.checkpoint`. Callbacks may define ``on_fit_start``, ``on_epoch_end``,
+    ``on_fit_end`` and ``on_interrupt`` (after Ctrl-C, with the state at an epoch boundary).
+    """
 
     def __init__(self, model, X, Y, optimizer, *, epochs, batch_size=64, loss=None,
                  schedule=None, seed=None, callbacks=(), progress=True, batch_order=None,
-                 num_threads=None):
+                 num_threads=None, on_divergence=None, divergence_factor=10.0,
+                 reduce_factor=0.5, run_dir=None, checkpoint_every=10, resume=False):
         self.model, self.optimizer = model, optimizer
         self.epochs = check_positive_int("epochs", epochs)
         self.batch_size = check_positive_int("batch_size", batch_size)
@@ -64,6 +133,7 @@ class Fit:
             raise ValueError(f"batch_size must be at most m = {self.m} (the number of "
                              f"examples), got {batch_size}")
         if loss is None:
+            _check_labels(model, self.Y)
             self.forward, self.loss = default_loss(model)
         else:
             self.forward, self.loss = model, loss
@@ -82,6 +152,25 @@ class Fit:
         self.smoothed_cost = EWA(0.98, bias_correction=True)
         self.num_threads = num_threads if num_threads is not None else _auto_threads(
             model, self.batch_size, self.X.device)
+        self.on_divergence, self.divergence_factor, self.reduce_factor = \
+            check_divergence_options(on_divergence, divergence_factor, reduce_factor)
+        self._lr_scale = 1.0  # α cuts after divergences (on_divergence="reduce")
+        self._initial_cost = None  # J on all examples before training (divergence reference)
+        self.diverged = None  # the "diverged" event that stopped the run
+        self.interrupted = False  # stopped by Ctrl-C
+        self.running = False
+        self.keep_snapshots = False  # keep the state at each epoch's start (set by callbacks)
+        self.catch_sigint = False  # Ctrl-C finishes the epoch, then stops (set by Checkpoint)
+        self._in_epoch = False
+        self.run_dir = run_dir
+        if run_dir is not None:
+            from .checkpoint import Checkpoint
+            from .control import LiveControl
+
+            self.callbacks += [Checkpoint(run_dir, every=checkpoint_every),
+                               LiveControl(run_dir)]
+        if resume is not False and resume is not None:
+            self._resume(resume)
 
     @property
     def m(self) -> int:
@@ -99,6 +188,8 @@ class Fit:
         return self.optimizer.param_groups[0]["lr"]
 
     def _set_group_lrs(self, alpha: float) -> None:
+        if self._manual_lr is None and self._lr_scale != 1.0:
+            alpha = alpha * self._lr_scale  # cut after a divergence
         first = self._base_lrs[0]
         for group, base in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
             group["lr"] = alpha * (base / first)
@@ -107,7 +198,7 @@ class Fit:
         if self._manual_lr is not None:
             return self._manual_lr
         if self.schedule is None:
-            return None
+            return None if self._lr_scale == 1.0 else self._base_lrs[0]
         return self.schedule(epoch_num, t)
 
     def _apply_pending_lr(self) -> None:
@@ -170,26 +261,322 @@ class Fit:
             return self._run()
 
     def _run(self) -> History:
-        start = time.perf_counter()
-        bar = ProgressBar(self.epochs) if self.progress else None
+        # a resumed run's times continue from where its checkpoint left them
+        start = time.perf_counter() - (self.history.times[-1] if self.history.times else 0.0)
+        bar = ProgressBar(self.epochs, initial=self.epoch_num) if self.progress else None
         if bar is not None:
             self.callbacks.insert(0, bar)
+        self.running, self.interrupted, self.diverged = True, False, None
+        previous_handler, snapshot, reductions = None, None, 0
         try:
+            if self.on_divergence is not None and self._initial_cost is None:
+                self._initial_cost = self._full_cost()
             self._call("on_fit_start")
+            if self.catch_sigint:
+                previous_handler = self._catch_sigint()
             while self.epoch_num < self.epochs and not self._stop:
+                keep = self.on_divergence is not None or self.keep_snapshots
+                snapshot = self._snapshot() if keep else None
+                self._in_epoch = True
                 self.run_epoch()
+                if self.on_divergence is not None:
+                    problem = self._divergence(snapshot)
+                    if problem is not None:
+                        reductions += 1
+                        self._in_epoch = False
+                        if self._diverge(snapshot, problem, reductions):
+                            continue  # retry the epoch with a smaller α
+                        break
+                reductions = 0
                 self.history.times.append(time.perf_counter() - start)
+                self._in_epoch = False
                 self._call("on_epoch_end")
             self._call("on_fit_end")
+        except KeyboardInterrupt:
+            self.interrupted = True
+            if self._in_epoch and snapshot is not None:
+                self._restore(snapshot)  # abandon the epoch: back to its start, consistent
+                self._in_epoch = False
+            if not self._in_epoch:
+                self._call("on_interrupt")
+            raise
         finally:
+            self.running, self._in_epoch = False, False
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
             if bar is not None:
                 bar.close()
                 self.callbacks.remove(bar)
+        if self.interrupted and self.epoch_num < self.epochs:
+            raise KeyboardInterrupt(f"stopped at the end of epoch {self.epoch_num} of "
+                                    f"{self.epochs}")
+        if self.diverged is not None:
+            raise Diverged(self.diverged["message"], self.diverged, self.history)
         return self.history
+
+    def _catch_sigint(self):
+        """Ctrl-C: finish the epoch, then stop (callbacks save a checkpoint); a second Ctrl-C
+        raises KeyboardInterrupt at once. Returns the handler to restore (None: not set)."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def on_sigint(signum, frame):
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted, self._stop = True, True
+            print(f"{chr(10) if self.progress else ''}gdlab: Ctrl-C — stopping at the end "
+                  f"of epoch {self.epoch_num} and saving a checkpoint (Ctrl-C again to stop at "
+                  f"once)", file=sys.stderr, flush=True)
+
+        previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, on_sigint)
+        return previous if previous is not None else signal.default_int_handler
+
+    # --- divergence ---------------------------------------------------------------------------
+
+    def _divergence(self, snapshot) -> dict | None:
+        """What went wrong in the epoch just run, or None: a non-finite mini-batch cost, or an
+        epoch cost above divergence_factor × the smoothed cost before the epoch (and above the
+        first epoch's cost, so that noise on a cost near zero does not count)."""
+        start = snapshot["history"]["costs"]
+        for i, cost in enumerate(self.history.costs[start:]):
+            if not math.isfinite(cost):
+                t = snapshot["t"] + i + 1
+                return {"t": t, "cost": cost, "reason": f"the cost of mini-batch t = {t} is "
+                        f"{cost}"}
+        cost, initial = self.history.epoch_costs[-1], self._initial_cost
+        reference, what = snapshot["smoothed"], "the smoothed cost"
+        if reference is None:
+            reference, what = initial, "the initial cost"
+        if (reference is not None and initial is not None
+                and cost > self.divergence_factor * reference and cost > initial):
+            return {"t": self.t, "cost": cost, "reason": f"the epoch's cost {cost:.6g} is over "
+                    f"{self.divergence_factor:g}× {what} {reference:.6g}"}
+        return None
+
+    @torch.no_grad()
+    def _full_cost(self) -> float:
+        """J of the model on all m examples (in eval mode, in chunks): the reference for the
+        first epoch's divergence check."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            total, chunk = 0.0, max(self.batch_size, 4096)
+            for start in range(0, self.m, chunk):
+                X_t, Y_t = self.X[start:start + chunk], self.Y[start:start + chunk]
+                total += float(self.loss(self.forward(X_t), Y_t)) * X_t.shape[0]
+        finally:
+            self.model.train(was_training)
+        return total / self.m
+
+    def _diverge(self, snapshot, problem, reductions) -> bool:
+        """Restore the start of the diverged epoch and record it; True: retry it with α cut."""
+        epoch, lr, manual = self.epoch_num, self.lr, self._manual_lr
+        manual_changes = [e for e in self.history.events[snapshot["history"]["events"]:]
+                          if e.get("event") == "set_lr"]
+        self._restore(snapshot)
+        self.history.events.extend(manual_changes)  # they happened: keep them on record
+        event = {"epoch": epoch, "t": problem["t"], "event": "diverged", "lr": lr,
+                 "cost": problem["cost"], "reason": problem["reason"]}
+        head = f"diverged in epoch {epoch} at α = {lr:.6g}: {problem['reason']}"
+        if self.on_divergence == "reduce" and reductions <= MAX_REDUCTIONS:
+            if manual is not None:  # α was set by hand: cut that α
+                self._manual_lr = manual * self.reduce_factor
+                if self._pending_lr == snapshot["pending_lr"]:
+                    self._pending_lr = None  # the request the failed epoch already applied
+            else:
+                self._lr_scale *= self.reduce_factor
+            new_lr = lr * self.reduce_factor
+            event.update(action="reduce", new_lr=new_lr,
+                         message=f"{head}; retrying epoch {epoch} from its start with "
+                                 f"α = {new_lr:.6g}")
+            self.history.events.append(event)
+            return True
+        if self.on_divergence == "reduce":
+            advice = f"still diverging after {MAX_REDUCTIONS} cuts of α in this epoch"
+        else:
+            advice = "a smaller α, or on_divergence='reduce', avoids this"
+        event.update(action="stop", message=f"{head}; the state at the start of epoch {epoch} "
+                                            f"was restored; {advice}")
+        self.history.events.append(event)
+        self.diverged = event
+        return False
+
+    # --- state --------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue this run bit for bit: tensors and plain Python values
+        only, so ``torch.load(..., weights_only=True)`` reads it back. Tensors are copies."""
+        state = self._state()
+        state["history"] = self.history.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state`` (from :meth:`state_dict`, e.g. a checkpoint): same data size
+        and batch size, same model and optimizer. Raises ValueError if it does not fit."""
+        self._load_state(state)
+        history = History.from_state_dict(state["history"])
+        for name in ("costs", "epoch_costs", "lrs", "times", "events", "metrics"):
+            setattr(self.history, name, getattr(history, name))
+
+    def _state(self) -> dict:
+        schedule_state = getattr(self.schedule, "state_dict", None)
+        return {
+            "format": STATE_FORMAT, "epoch_num": self.epoch_num, "t": self.t,
+            "epochs": self.epochs, "m": self.m, "batch_size": self.batch_size,
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": _cloned(self.optimizer.state_dict()),
+            "schedule": _cloned(schedule_state()) if callable(schedule_state) else None,
+            "manual_lr": self._manual_lr, "pending_lr": self._pending_lr,
+            "lr_scale": self._lr_scale, "initial_cost": self._initial_cost,
+            "smoothed_cost": self.smoothed_cost.state_dict(),
+            "rng": _rng_state(self.generator),
+        }
+
+    def _load_state(self, state) -> None:
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ValueError("not the state of a gdlab fit (format "
+                             f"{state.get('format') if isinstance(state, dict) else '?'}, "
+                             f"expected {STATE_FORMAT})")
+        if (state["m"], state["batch_size"]) != (self.m, self.batch_size):
+            raise ValueError(f"the saved run trained on m = {state['m']} examples in "
+                             f"mini-batches of {state['batch_size']}; this one has m = {self.m} "
+                             f"and batch_size = {self.batch_size}: it would not continue the "
+                             f"same run")
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise ValueError(f"the saved state does not fit this model: "
+                             f"{' '.join(str(e).split())[:300]}") from None
+        try:
+            self.optimizer.load_state_dict(_cloned(state["optimizer"]))
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise ValueError(f"the saved optimizer state does not fit this optimizer: "
+                             f"{' '.join(str(e).split())[:300]}") from None
+        load_schedule = getattr(self.schedule, "load_state_dict", None)
+        if state["schedule"] is not None and callable(load_schedule):
+            load_schedule(_cloned(state["schedule"]))
+        self.epoch_num, self.t = int(state["epoch_num"]), int(state["t"])
+        self._manual_lr, self._pending_lr = state["manual_lr"], state["pending_lr"]
+        self._lr_scale = float(state["lr_scale"])
+        self._initial_cost = state.get("initial_cost")
+        self.smoothed_cost.load_state_dict(state["smoothed_cost"])
+        _set_rng_state(state["rng"], self.generator)
+
+    def _snapshot(self) -> dict:
+        """The state at the start of an epoch, in memory, to go back to (history by length)."""
+        state = self._state()
+        state["history"] = self.history._lengths()
+        state["smoothed"] = self.smoothed_cost.current() if self.smoothed_cost.t else None
+        return state
+
+    def _restore(self, snapshot) -> None:
+        unapplied = self._pending_lr  # e.g. a live request that came after the last mini-batch
+        self._load_state(snapshot)
+        self.history._truncate(snapshot["history"])
+        if unapplied is not None:
+            self._pending_lr = unapplied
+
+    def _resume(self, resume) -> None:
+        """``resume``: True (the newest good checkpoint in run_dir, if any), a checkpoint file
+        or run folder, or a state dict."""
+        from pathlib import Path
+
+        from .checkpoint import latest_checkpoint, read_checkpoint
+
+        if isinstance(resume, dict):
+            self.load_state_dict(resume)
+            return
+        if resume is True:
+            if self.run_dir is None:
+                raise ValueError("resume=True needs run_dir, the folder of the checkpoints")
+            found = latest_checkpoint(self.run_dir)
+            if found is not None:
+                self.load_state_dict(found[0])
+            return
+        path = Path(resume)
+        if path.is_dir():
+            found = latest_checkpoint(path)
+            if found is None:
+                raise ValueError(f"no checkpoint in {path} to resume from")
+            self.load_state_dict(found[0])
+        else:
+            self.load_state_dict(read_checkpoint(path))
+
+
+def _cloned(value):
+    """A deep copy of nested dicts/lists/tuples with every tensor cloned."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: _cloned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cloned(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_cloned(v) for v in value)
+    return value
+
+
+def _rng_state(generator) -> dict:
+    """torch's, the shuffle generator's, numpy's and Python's RNG states as tensors and plain
+    values (for weights_only loading)."""
+    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    version, internal, gauss_next = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "generator": generator.get_state() if generator is not None else None,
+             "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)),
+                       "pos": int(pos), "has_gauss": int(has_gauss),
+                       "cached_gaussian": float(cached_gaussian)},
+             "python": {"version": version, "state": list(internal), "gauss_next": gauss_next}}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if generator is not None and state["generator"] is not None:
+        generator.set_state(state["generator"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _check_labels(model, Y) -> None:
+    """Labels that the default cost of a gdlab MLP can take, or a ValueError saying why not."""
+    from .models import MLP
+
+    if not isinstance(model, MLP):
+        return
+    m, n_y, output = Y.shape[0], model.layer_dims[-1], model.output
+    values = Y.double() if Y.numel() else Y
+    if output == "softmax":
+        if Y.numel() != m:
+            raise ValueError(f"a softmax output takes one class index per example (Y of shape "
+                             f"({m},)), got Y of shape {tuple(Y.shape)}")
+        low, high = float(values.min()), float(values.max())
+        if not bool((values == values.round()).all()) or low < 0 or high >= n_y:
+            raise ValueError(f"labels must be class indices 0..{n_y - 1} for a softmax output "
+                             f"of {n_y} classes (cross-entropy), got values from {low:g} to "
+                             f"{high:g}")
+        return
+    if Y.numel() != m * n_y:
+        raise ValueError(f"a {output} output of {n_y} unit{'s' if n_y > 1 else ''} takes Y of "
+                         f"shape ({m}, {n_y}){f' or ({m},)' if n_y == 1 else ''}, got Y of "
+                         f"shape {tuple(Y.shape)}")
+    if output == "sigmoid":
+        low, high = float(values.min()), float(values.max())
+        if low < 0 or high > 1:
+            raise ValueError(f"labels must be in [0, 1] for a sigmoid output (binary "
+                             f"cross-entropy), got values from {low:g} to {high:g}")
 
 
 #: below this many multiply-adds per step (batch size × parameters), one thread is faster
-SMALL_STEP = 2**22
+SMALL_STEP = 2**20
 
 
 def _auto_threads(model, batch_size, device) -> int | None:
@@ -234,10 +621,11 @@ class ProgressBar:
     """A progress bar over epochs (of one run or several) showing the bias-corrected EWA of the
     mini-batch cost and α."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, initial: int = 0):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, unit="epoch", dynamic_ncols=True, leave=False, disable=None)
+        self.bar = tqdm(total=total, initial=initial, unit="epoch", dynamic_ncols=True,
+                        leave=False, disable=None)
 
     def describe(self, label: str) -> None:
         self.bar.set_description(label)
@@ -273,7 +661,9 @@ def _prepare_data(model, X, Y):
 
 
 def fit(model, X, Y, optimizer, *, epochs, batch_size=64, loss=None, schedule=None, seed=None,
-        callbacks=(), progress=True, batch_order=None, num_threads=None) -> History:
+        callbacks=(), progress=True, batch_order=None, num_threads=None, on_divergence=None,
+        divergence_factor=10.0, reduce_factor=0.5, run_dir=None, checkpoint_every=10,
+        resume=False) -> History:
     """Train ``model`` on rows of ``X`` (examples) with targets ``Y`` by mini-batch gradient
     descent with ``optimizer``, and return its :class:`History`.
 
@@ -286,7 +676,22 @@ def fit(model, X, Y, optimizer, *, epochs, batch_size=64, loss=None, schedule=No
     ``on_epoch_end`` (or are called, if plain functions) and ``on_fit_end``.
     ``num_threads`` sets torch's CPU threads while it runs; by default small steps run on one
     thread, which is faster for them, and larger ones keep torch's setting.
+
+    Reliability (see docs/reliability.md):
+
+    - ``on_divergence``: None (no check), "stop" or "reduce". A non-finite mini-batch cost, or
+      an epoch cost above ``divergence_factor`` × the smoothed cost (and above the first
+      epoch's cost), restores the state at the start of that epoch; "stop" then raises
+      :class:`Diverged` naming the epoch and α, "reduce" retries the epoch with α multiplied
+      by ``reduce_factor``. Either way a "diverged" event goes into ``History.events``.
+    - ``run_dir``: a folder for checkpoints (every ``checkpoint_every`` epochs, at the end and
+      on Ctrl-C, which then finishes the epoch and raises KeyboardInterrupt), ``status.json``
+      and live α requests (:func:`gdlab.request_lr`). ``resume``: True continues from the
+      newest good checkpoint in ``run_dir`` (if any); or a checkpoint file, a run folder or a
+      :meth:`Fit.state_dict`.
     """
     return Fit(model, X, Y, optimizer, epochs=epochs, batch_size=batch_size, loss=loss,
                schedule=schedule, seed=seed, callbacks=callbacks, progress=progress,
-               batch_order=batch_order, num_threads=num_threads).run()
+               batch_order=batch_order, num_threads=num_threads, on_divergence=on_divergence,
+               divergence_factor=divergence_factor, reduce_factor=reduce_factor,
+               run_dir=run_dir, checkpoint_every=checkpoint_every, resume=resume).run()

@@ -34,7 +34,7 @@ MINIBATCH_COLUMNS = ("run", "t", "epoch", "cost", "smoothed")
 _TABLE_SKIP = {"optimizer", "schedule", "label"}  # already columns of the results table
 _LONG_LIST = 12  # lists longer than this are shortened in the setup summary
 
-__all__ = ["write_report", "DEFAULT_BETA"]
+__all__ = ["write_report", "write_figures_report", "DEFAULT_BETA"]
 
 
 def write_report(out_dir, runs, dataset, *, title: str = "gdlab compare", config=None,
@@ -314,7 +314,8 @@ def _data_json(runs, beta: float) -> str:
     items = []
     for run in runs:
         meta = json.dumps({"label": str(run.label), "optimizer": str(run.optimizer),
-                           "schedule": str(run.schedule), "color": optimizer_color(run.optimizer),
+                           "schedule": str(run.schedule),
+                           "color": getattr(run, "color", None) or optimizer_color(run.optimizer),
                            "dashed": is_decayed(run.schedule),
                            "batches_per_epoch": _batches_per_epoch(run)},
                           separators=(",", ":"))
@@ -359,7 +360,7 @@ def _page(runs, dataset, *, title, config, beta, pictures) -> str:
         table=table,
         note=escape(note),
         figures="\n".join(figures_html),
-        beta=f"{beta:g}",
+        explore=_EXPLORE.format(beta=f"{beta:g}"),
         data=_data_json(runs, beta),
         css=_CSS,
         js=_JS,
@@ -413,8 +414,14 @@ figcaption { margin-top: 8px; font-size: 14px; }
 #run-toggles { display: flex; flex-wrap: wrap; gap: 4px 16px; font-size: 13px;
   margin-bottom: 8px; }
 #run-toggles label { white-space: nowrap; cursor: pointer; }
-canvas#explorer { width: 100%; height: 380px; border: 1px solid var(--line);
-  border-radius: 6px; background: #fff; }
+canvas#explorer { display: block; width: 100%; height: 380px; border: 1px solid var(--line);
+  border-radius: 6px; background: #fff; cursor: crosshair; }
+.plot-wrap { position: relative; }
+.hover { position: absolute; top: 16px; z-index: 2; pointer-events: none; padding: 6px 9px;
+  background: rgba(255, 255, 255, 0.94); border: 1px solid var(--line); border-radius: 6px;
+  font-size: 12px; line-height: 1.45; white-space: nowrap;
+  font-variant-numeric: tabular-nums; box-shadow: 0 1px 4px rgba(0, 0, 0, 0.12); }
+.hover .swatch { width: 14px; margin-right: 5px; }
 footer { margin-top: 40px; padding-top: 12px; padding-bottom: 32px;
   border-top: 1px solid var(--line); font-size: 13px; }
 a { color: var(--accent); }
@@ -435,6 +442,16 @@ _JS = r"""
   var logBox = document.getElementById("log-y");
   var correctBox = document.getElementById("bias-correction");
   var shown = data.runs.map(function () { return true; });
+  var hoverT = null, frame = null;  // the mini-batch under the pointer; the last plot's geometry
+  var wrap = document.createElement("div");
+  wrap.className = "plot-wrap";
+  canvas.parentNode.insertBefore(wrap, canvas);
+  wrap.appendChild(canvas);
+  var tip = document.createElement("div");
+  tip.id = "explorer-hover";
+  tip.className = "hover";
+  tip.hidden = true;
+  wrap.appendChild(tip);
   var toggles = document.getElementById("run-toggles");
   data.runs.forEach(function (run, i) {
     var label = document.createElement("label");
@@ -453,15 +470,16 @@ _JS = r"""
   });
   document.getElementById("explore").hidden = false;
 
-  // v_t = beta*v_{t-1} + (1-beta)*J_t ; corrected: v_t / (1 - beta^t); non-finite J skipped
+  // gdlab.ewa: v_t = beta*v_{t-1} + (1-beta)*J_t ; corrected: v_t / (1 - beta^t);
+  // non-finite J pass through and do not count in t
   function smooth(costs, beta, corrected) {
-    var out = new Array(costs.length), v = 0, t = 0, power = 1;
+    var out = new Array(costs.length), v = 0, t = 0;
     for (var i = 0; i < costs.length; i++) {
       var c = costs[i];
       if (c === null || !isFinite(c)) { out[i] = null; continue; }
-      t += 1; power *= beta;
+      t += 1;
       v = beta * v + (1 - beta) * c;
-      out[i] = corrected && power < 1 ? v / (1 - power) : v;
+      out[i] = corrected ? v / (1 - Math.pow(beta, t)) : v;
     }
     return out;
   }
@@ -475,7 +493,7 @@ _JS = r"""
     return ticks;
   }
   function fmt(v) { return Number(v.toPrecision(3)).toString(); }
-  var pending = false;
+  var pending = false, draws = 0;
   function schedule() {
     if (!pending) { pending = true; window.requestAnimationFrame(draw); }
   }
@@ -507,12 +525,19 @@ _JS = r"""
       extend(s);
       if (raw) { extend(run.costs); }
     });
+    draws += 1;
+    // what the plot shows, for scripts and tests: the smoothed series as drawn
+    window.gdlabExplorer = {
+      draws: draws, beta: beta, corrected: corrected, log: log, raw: raw, hover: hoverT,
+      series: series.map(function (s) { return { label: s.run.label, smooth: s.smooth }; })
+    };
     var M = { l: 64, r: 14, t: 12, b: 42 };
     var pw = W - M.l - M.r, ph = H - M.t - M.b;
     ctx.font = "12px system-ui, sans-serif";
     ctx.fillStyle = "#59636e";
     if (!series.length || !(hi >= lo)) {
       ctx.fillText("no run selected", M.l + 10, M.t + 20);
+      frame = null; tip.hidden = true;
       return;
     }
     if (hi === lo) { hi = lo + (log ? lo : 1); }
@@ -567,7 +592,52 @@ _JS = r"""
       path(s.smooth);
     });
     ctx.restore();
+    frame = { l: M.l, pw: pw, n: n };
+    showHover(series, X, Y, M.t, ph, W, corrected);
   }
+  function showHover(series, X, Y, top, ph, W, corrected) {
+    if (hoverT === null || hoverT > frame.n) { tip.hidden = true; return; }
+    var x = X(hoverT);
+    ctx.save();
+    ctx.strokeStyle = "#59636e"; ctx.lineWidth = 1; ctx.setLineDash([3, 3]);
+    ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + ph); ctx.stroke();
+    ctx.restore();
+    while (tip.firstChild) { tip.removeChild(tip.firstChild); }
+    var head = document.createElement("div");
+    head.textContent = "t = " + hoverT;
+    tip.appendChild(head);
+    series.forEach(function (s) {
+      var v = s.smooth[hoverT - 1], c = s.run.costs[hoverT - 1];
+      if (v === undefined) { return; }  // a shorter run
+      if (v !== null && isFinite(v)) {
+        ctx.fillStyle = s.run.color;
+        ctx.beginPath(); ctx.arc(x, Y(v), 3.5, 0, 2 * Math.PI); ctx.fill();
+      }
+      var row = document.createElement("div");
+      var swatch = document.createElement("span");
+      swatch.className = "swatch" + (s.run.dashed ? " dashed" : "");
+      swatch.style.setProperty("--c", s.run.color);
+      row.appendChild(swatch);
+      row.appendChild(document.createTextNode(s.run.label + ": " +
+        (corrected ? "v\u0302" : "v") + " = " + num(v) + ", J = " + num(c)));
+      tip.appendChild(row);
+    });
+    tip.hidden = false;
+    if (x < W / 2) { tip.style.left = (x + 12) + "px"; tip.style.right = ""; }
+    else { tip.style.right = (W - x + 12) + "px"; tip.style.left = ""; }
+  }
+  function num(v) {
+    if (v === null || v === undefined || !isFinite(v)) { return "\u2014"; }
+    return Number(v.toPrecision(5)).toString();
+  }
+  canvas.addEventListener("mousemove", function (event) {
+    if (!frame) { return; }
+    var x = event.clientX - canvas.getBoundingClientRect().left;
+    var t = Math.round(1 + (x - frame.l) / frame.pw * Math.max(frame.n - 1, 1));
+    hoverT = x < frame.l || x > frame.l + frame.pw ? null : Math.max(1, Math.min(frame.n, t));
+    schedule();
+  });
+  canvas.addEventListener("mouseleave", function () { hoverT = null; schedule(); });
   [betaInput, rawBox, logBox, correctBox].forEach(function (input) {
     input.addEventListener("input", schedule);
     input.addEventListener("change", schedule);
@@ -575,6 +645,29 @@ _JS = r"""
   window.addEventListener("resize", schedule);
   schedule();
 })();
+"""
+
+_EXPLORE = """<section id="explore" class="explore" hidden>
+<h2>Explore the smoothing</h2>
+<p>The bias-corrected exponentially weighted average
+v&#770;<sub>t</sub> = v<sub>t</sub>/(1&minus;&beta;<sup>t</sup>) of the mini-batch cost
+<var>J</var><sup>{{<var>t</var>}}</sup>, with
+v<sub>t</sub> = &beta;&middot;v<sub>t&minus;1</sub> +
+(1&minus;&beta;)&middot;<var>J</var><sup>{{<var>t</var>}}</sup>:
+a larger &beta; averages over more mini-batches (about 1/(1&minus;&beta;)) and lags more.
+Turn bias correction off to see the average start too low; untick a run to hide it; point
+at the plot to read the values.</p>
+<div class="controls">
+<label>&beta; <input type="range" id="beta" min="0" max="0.999" step="0.001" value="{beta}"></label>
+<output id="beta-out" for="beta">{beta}</output>
+<label><input type="checkbox" id="bias-correction" checked> bias correction</label>
+<label><input type="checkbox" id="show-raw" checked>
+raw <var>J</var><sup>{{<var>t</var>}}</sup></label>
+<label><input type="checkbox" id="log-y"> log scale</label>
+</div>
+<div id="run-toggles"></div>
+<canvas id="explorer" role="img" aria-label="mini-batch cost and its average, interactive"></canvas>
+</section>
 """
 
 _TEMPLATE = """<!DOCTYPE html>
@@ -611,26 +704,77 @@ wall-clock training time. Data: <a href="history.csv">history.csv</a> (per epoch
 <h2>Figures</h2>
 {figures}
 </section>
-<section id="explore" class="explore" hidden>
-<h2>Explore the smoothing</h2>
-<p>The bias-corrected exponentially weighted average
-v&#770;<sub>t</sub> = v<sub>t</sub>/(1&minus;&beta;<sup>t</sup>) of the mini-batch cost
-<var>J</var><sup>{{<var>t</var>}}</sup>, with
-v<sub>t</sub> = &beta;&middot;v<sub>t&minus;1</sub> +
-(1&minus;&beta;)&middot;<var>J</var><sup>{{<var>t</var>}}</sup>:
-a larger &beta; averages over more mini-batches (about 1/(1&minus;&beta;)) and lags more.
-Turn bias correction off to see the average start too low.</p>
-<div class="controls">
-<label>&beta; <input type="range" id="beta" min="0" max="0.999" step="0.001" value="{beta}"></label>
-<output id="beta-out" for="beta">{beta}</output>
-<label><input type="checkbox" id="bias-correction" checked> bias correction</label>
-<label><input type="checkbox" id="show-raw" checked>
-raw <var>J</var><sup>{{<var>t</var>}}</sup></label>
-<label><input type="checkbox" id="log-y"> log scale</label>
-</div>
-<div id="run-toggles"></div>
-<canvas id="explorer" role="img" aria-label="mini-batch cost and its average, interactive"></canvas>
+{explore}
+</main>
+<footer>Made by gdlab {version}. This page is self-contained: it works offline and loads
+nothing from the network.</footer>
+<script type="application/json" id="gdlab-data">{data}</script>
+<script>{js}</script>
+</body>
+</html>
+"""
+
+
+# ---------------------------------------------------------------------------- gdlab figures
+
+
+def write_figures_report(out_dir, pictures, runs, *, title: str = "gdlab figures",
+                         beta: float = 0.9) -> Path:
+    """Write the ``report.html`` of ``gdlab figures`` into ``out_dir`` and return its path.
+
+    ``pictures`` are (file name, PNG bytes, caption HTML) in page order, embedded as data
+    URIs; ``runs`` (objects with ``label``, ``optimizer``, ``schedule``, ``history`` and
+    optionally ``color``) feed the smoothing explorer, which re-smooths their mini-batch
+    costs J^{t} with the bias-corrected EWA for the β of its slider (``beta`` at first). The
+    page is self-contained and works offline.
+    """
+    from .. import __version__
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    beta = float(beta)
+    figures_html = []
+    for name, png, caption in pictures:
+        data = base64.b64encode(png).decode("ascii")
+        stem = escape(name.removesuffix(".png"))
+        figures_html.append(
+            f'<figure id="fig-{stem}"><img src="data:image/png;base64,{data}" '
+            f'alt="{escape(stem.replace("_", " "))}"><figcaption>{caption} '
+            f'<span class="file">({escape(name)})</span></figcaption></figure>')
+    runs = list(runs)
+    page = _FIGURES_TEMPLATE.format(
+        title=escape(str(title)), version=escape(__version__),
+        generated=escape(datetime.datetime.now().strftime("%Y-%m-%d %H:%M")),
+        figures="\n".join(figures_html),
+        explore=_EXPLORE.format(beta=f"{beta:g}") if runs else "",
+        data=_data_json(runs, beta) if runs else '{"beta":0.9,"runs":[]}',
+        css=_CSS, js=_JS)
+    path = out / REPORT
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+_FIGURES_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="gdlab {version}">
+<title>{title}</title>
+<style>{css}</style>
+</head>
+<body>
+<header>
+<h1>{title}</h1>
+<p class="sub">Every figure is computed by gdlab's own optimizers, schedules, mini-batches and
+exponentially weighted averages, seeded · generated {generated}</p>
+</header>
+<main>
+<section id="figures">
+<h2>Figures</h2>
+{figures}
 </section>
+{explore}
 </main>
 <footer>Made by gdlab {version}. This page is self-contained: it works offline and loads
 nothing from the network.</footer>

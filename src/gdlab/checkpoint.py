@@ -1,0 +1,242 @@
+"""Checkpoints of a running fit: written atomically, checked by checksum, loaded without
+unpickling anything.
+
+A checkpoint holds :meth:`gdlab.Fit.state_dict`: the model's weights, the optimizer's state
+(moments v and S, step counts t), the schedule's position, epoch_num and the mini-batch step t,
+the history so far, the manual α and every random-number generator state (torch's, the
+shuffle generator's, numpy's and Python's), so a resumed run continues bit for bit.
+
+On disk, in the run folder::
+
+    checkpoint.pt        the latest checkpoint
+    checkpoint.prev.pt   the one before it, kept until a newer one is complete
+
+Each file is one header line ``gdlab-checkpoint 1 <sha256 of the payload> <length>`` followed
+by the payload, written by ``torch.save`` and read by ``torch.load(..., weights_only=True)``
+(tensors and plain Python values only). A write goes to a temporary file that is flushed and
+fsync'ed before it is renamed into place, so a crash at any moment leaves either the old or
+the new checkpoint complete; a damaged file (truncated, edited, checksum mismatch) is
+detected and the previous good one is used, with a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from ._checks import check_positive_int
+
+CHECKPOINT = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"
+MAGIC = b"gdlab-checkpoint"
+VERSION = 1
+#: tests only: seconds to pause in the middle of each checkpoint write and between its renames,
+#: so that a test can kill the process exactly there
+TEST_DELAY_ENV = "GDLAB_TEST_CHECKPOINT_DELAY"
+
+__all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "read_checkpoint",
+           "latest_checkpoint", "atomic_write", "CHECKPOINT", "PREVIOUS"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, damaged or not a gdlab checkpoint."""
+
+
+def _test_delay() -> float:
+    try:
+        return max(0.0, float(os.environ.get(TEST_DELAY_ENV, "0") or 0))
+    except ValueError:
+        return 0.0
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows: directories cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write(path, data: bytes | str, *, durable: bool = True) -> Path:
+    """Write ``data`` to ``path`` through a temporary file renamed into place: readers see the
+    old content or the new, never a part. ``durable`` also flushes it to the disk (fsync)."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    tmp = _temporary(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        _fsync_dir(path.parent)
+    return path
+
+
+def _encode(state: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    header = b"%s %d %s %d\n" % (MAGIC, VERSION, hashlib.sha256(payload).hexdigest().encode(),
+                                 len(payload))
+    return header + payload
+
+
+def save_checkpoint(state: dict, run_dir) -> Path:
+    """Write ``state`` (a :meth:`Fit.state_dict`) as ``run_dir/checkpoint.pt``; the checkpoint
+    it replaces becomes ``checkpoint.prev.pt`` only once the new one is complete on disk."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = _encode(state)
+    path, previous = run_dir / CHECKPOINT, run_dir / PREVIOUS
+    for stale in run_dir.glob(f".{CHECKPOINT}.*.tmp"):  # left by a process killed mid-write
+        if stale != _temporary(path):
+            stale.unlink(missing_ok=True)
+    delay = _test_delay()
+    tmp = _temporary(path)
+    with open(tmp, "wb") as f:
+        if delay:
+            f.write(data[:len(data) // 2])
+            f.flush()
+            time.sleep(delay)
+        f.write(data[len(data) // 2:] if delay else data)
+        f.flush()
+        os.fsync(f.fileno())
+    if path.exists():
+        os.replace(path, previous)
+        if delay:
+            time.sleep(delay)
+    os.replace(tmp, path)
+    _fsync_dir(run_dir)
+    return path
+
+
+def read_checkpoint(path) -> dict:
+    """The state saved in one checkpoint file; :class:`CheckpointError` (a ValueError) if it
+    is missing, not a gdlab checkpoint, truncated or fails its checksum."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint {path}") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    header, newline, payload = data.partition(b"\n")
+    parts = header.split(b" ")
+    if not newline or len(parts) != 4 or parts[0] != MAGIC:
+        raise CheckpointError(f"{path} is not a gdlab checkpoint")
+    try:
+        version, digest, length = int(parts[1]), parts[2].decode("ascii"), int(parts[3])
+    except (ValueError, UnicodeDecodeError):
+        raise CheckpointError(f"{path} has a damaged header") from None
+    if version != VERSION:
+        raise CheckpointError(f"{path} is a version {version} checkpoint; this gdlab reads "
+                              f"version {VERSION}")
+    if len(payload) != length:
+        raise CheckpointError(f"{path} is truncated ({len(payload)} of {length} bytes)")
+    if hashlib.sha256(payload).hexdigest() != digest:
+        raise CheckpointError(f"{path} is damaged (checksum mismatch)")
+    try:
+        state = torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - anything torch.load raises means "unusable"
+        message = " ".join(str(e).split())[:200]
+        raise CheckpointError(f"{path} cannot be loaded: {message}") from None
+    if not isinstance(state, dict) or "epoch_num" not in state:
+        raise CheckpointError(f"{path} does not hold the state of a fit")
+    return state
+
+
+def latest_checkpoint(run_dir, on_message=None) -> tuple[dict, Path] | None:
+    """``(state, path)`` of the newest good checkpoint in ``run_dir``, or None if it has none.
+
+    If ``checkpoint.pt`` is missing (a crash between the two renames of a write) or damaged,
+    ``checkpoint.prev.pt`` is used and ``on_message(text)`` (default: ``warnings.warn``) says
+    so. If every checkpoint there is damaged, raises :class:`CheckpointError`.
+    """
+    run_dir = Path(run_dir)
+    say = on_message if on_message is not None else (lambda text: warnings.warn(text,
+                                                                                stacklevel=3))
+    problems = []
+    for name in (CHECKPOINT, PREVIOUS):
+        path = run_dir / name
+        if not path.exists():
+            continue
+        try:
+            state = read_checkpoint(path)
+        except CheckpointError as e:
+            problems.append(str(e))
+            continue
+        if problems or name == PREVIOUS:
+            reason = problems[0] if problems else f"{run_dir / CHECKPOINT} is missing"
+            say(f"{reason}; using the previous checkpoint {path} (epoch {state['epoch_num']})")
+        return state, path
+    if problems:
+        raise CheckpointError("; ".join(problems) + " — no good checkpoint left; delete the "
+                              "damaged files to start over")
+    return None
+
+
+class Checkpoint:
+    """Callback: save the fit's state into ``run_dir`` every ``every`` epochs, at the end of
+    the run, and when it is interrupted.
+
+    With ``handle_sigint`` (the default), Ctrl-C (SIGINT) stops the run cleanly: the current
+    epoch is finished, a checkpoint is written and ``KeyboardInterrupt`` is raised; a second
+    Ctrl-C stops at once, after restoring the state at the start of the epoch and saving it.
+    Resume with ``fit(..., run_dir=run_dir, resume=True)`` or
+    ``Fit.load_state_dict(latest_checkpoint(run_dir)[0])``.
+    """
+
+    def __init__(self, run_dir, every: int = 1, *, handle_sigint: bool = True):
+        self.run_dir = Path(run_dir)
+        self.every = check_positive_int("checkpoint every", every)
+        self.handle_sigint = bool(handle_sigint)
+        self.saved_epoch = None
+
+    def save(self, run) -> Path:
+        path = save_checkpoint(run.state_dict(), self.run_dir)
+        self.saved_epoch = run.epoch_num
+        return path
+
+    def on_fit_start(self, run) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        run.keep_snapshots = True  # so that an interrupt mid-epoch can go back to its start
+        if self.handle_sigint:
+            run.catch_sigint = True
+        self.saved_epoch = None
+        if run.epoch_num == 0:  # a fresh run: checkpoints of an earlier run must not be resumed
+            for name in (CHECKPOINT, PREVIOUS):
+                (self.run_dir / name).unlink(missing_ok=True)
+
+    def on_epoch_end(self, run) -> None:
+        if run.epoch_num % self.every == 0:
+            self.save(run)
+
+    def on_interrupt(self, run) -> None:
+        if self.saved_epoch != run.epoch_num:
+            self.save(run)
+
+    def on_fit_end(self, run) -> None:
+        if self.saved_epoch != run.epoch_num:
+            self.save(run)

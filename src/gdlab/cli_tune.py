@@ -1,0 +1,229 @@
+"""``gdlab tune batch-size`` and ``gdlab sweep`` (registered on the main parser by
+:func:`register`)."""
+
+from __future__ import annotations
+
+import json
+
+from .cli import CommandError, _layers, prepare_out_dir, write_config
+
+
+def _common(p, epochs: int) -> None:
+    p.add_argument("--data", default="moons", help="built-in set or .csv/.npz file "
+                   "(default: moons)")
+    p.add_argument("--target", help="CSV column holding the labels (default: the last)")
+    p.add_argument("--layers", help="layer sizes n_x,...,n_y (default: n_x,16,8,n_y)")
+    p.add_argument("--epochs", type=int, default=epochs, help=f"default: {epochs}")
+    p.add_argument("--seed", type=int, default=0, help="split, initialization and mini-batch "
+                   "order (default: 0)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--force", action="store_true", help="write into --out even if it holds "
+                   "something else")
+
+
+def _setup(args):
+    from .datasets import describe, load_data
+    from .lab.compare import DTYPES, check_layers, default_layers, initial_model
+
+    dataset = load_data(args.data, target=args.target, seed=args.seed)
+    layers = _layers(args.layers)
+    layers = check_layers(layers, dataset) if layers else default_layers(dataset)
+    model = initial_model(dataset, layers, args.seed, DTYPES[args.dtype])
+    import torch
+
+    X = torch.as_tensor(dataset.X_train, dtype=DTYPES[args.dtype])
+    Y = torch.as_tensor(dataset.Y_train)
+    print(describe(dataset))
+    return dataset, layers, model, X, Y
+
+
+def _bytes(text: str | None) -> int | None:
+    if text is None:
+        return None
+    units = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20,
+             "MIB": 2**20, "G": 2**30, "GB": 2**30, "GIB": 2**30}
+    number = text.strip().upper().rstrip()
+    unit = "".join(c for c in number if c.isalpha())
+    try:
+        value = float(number[:len(number) - len(unit)])
+    except ValueError:
+        value = -1
+    if unit not in units or value <= 0:
+        raise CommandError(f"--memory-budget must be a size like 512M, 2G or 1048576, got "
+                           f"{text!r}")
+    return int(value * units[unit])
+
+
+def cmd_tune_batch_size(args) -> None:
+    from .lab import tune
+
+    sizes = None
+    if args.sizes:
+        try:
+            sizes = [int(s) for s in args.sizes.split(",")]
+        except ValueError:
+            raise CommandError(f"--sizes must be comma-separated integers like 16,32,64, got "
+                               f"{args.sizes!r}") from None
+    budget = _bytes(args.memory_budget)
+    out = prepare_out_dir(args.out, args.force)
+    _, layers, model, X, Y = _setup(args)
+    result = tune.tune_batch_size(model, X, Y, optimizer=args.optimizer, lr=args.lr,
+                                  seconds=args.seconds, target_cost=args.target_cost,
+                                  sizes=sizes, memory_budget=budget, seed=args.seed)
+    write_config(out, "tune batch-size", {"data": args.data, "layers": layers,
+                                          "optimizer": args.optimizer, "lr": args.lr,
+                                          "seconds": args.seconds, "seed": args.seed})
+    if result.trained:
+        print(tune.table(result))
+        fig = tune.figure(result)
+        fig.savefig(out / "cost_vs_time.png", dpi=120)
+        print(f"figure: {out / 'cost_vs_time.png'}")
+    for r in result.skipped:
+        if r.skipped != "not tried":
+            print(f"skipped batch {r.batch_size}: {r.skipped}")
+    rows = [{"batch_size": r.batch_size, "memory": r.memory, "skipped": r.skipped,
+             "seconds": r.seconds, "epochs": r.epochs, "final_cost": r.final_cost,
+             "cost_per_second": r.rate if r.skipped is None else None, "curve": r.curve}
+            for r in result.results]
+    (out / "results.json").write_text(json.dumps({"m": result.m, "recommended":
+                                                  result.recommended, "reason": result.reason,
+                                                  "memory_budget": result.budget,
+                                                  "sizes": rows}, indent=2, default=str) + "\n")
+    print(f"recommended mini-batch size: {result.recommended} — {result.reason}")
+
+
+def _space_items(args) -> tuple[dict, dict]:
+    from .lab.sweep import read_space
+
+    items, settings = ({}, {}) if args.space is None else read_space(args.space)
+    for name in ("optimizer", "lr", "beta", "beta1", "beta2", "eps", "batch_size", "schedule",
+                 "decay_rate"):
+        value = getattr(args, name)
+        if value is not None:
+            items[name] = value
+    return items, settings
+
+
+def cmd_sweep(args) -> None:
+    import math
+
+    from .lab import sweep
+    from .lab.runs import RunResult, accuracy
+    from .report import write_report
+
+    items, _ = _space_items(args)
+    space = sweep.parse_space(items)
+    if args.method not in sweep.METHODS:
+        raise CommandError(f"--method must be one of {', '.join(sweep.METHODS)}")
+    out = prepare_out_dir(args.out, args.force)
+    dataset, layers, model, X, Y = _setup(args)
+    if args.method == "tpe" or args.study or args.storage:
+        storage_url = args.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+        study = sweep.run_optuna(model, X, Y, space, trials=args.trials, epochs=args.epochs,
+                                 study=args.study or "gdlab-sweep", storage_url=storage_url,
+                                 seed=None if args.study else args.seed,
+                                 prune=not args.no_prune)
+        trials = sweep.study_trials(study)
+        print(f"study {study.study_name!r} in {storage_url}: {len(trials)} finished trials")
+    else:
+        configs = (sweep.grid(space, args.points) if args.method == "grid"
+                   else sweep.random_configs(space, args.trials, args.seed))
+        print(f"{len(configs)} configurations, trained vectorized by mini-batch size")
+        trials = sweep.rank(sweep.run_vectorized(model, X, Y, configs, epochs=args.epochs,
+                                                 seed=args.seed))
+    if not trials:
+        raise CommandError("no trial finished")
+    print(sweep.table(trials))
+    with open(out / "results.csv", "w") as f:
+        f.write("rank,number,state,final_cost," + ",".join(sweep.COLUMNS) + "\n")
+        for i, t in enumerate(trials, 1):
+            cells = [str(t.config.get(c, "")) if t.config.get(c) is not None else ""
+                     for c in sweep.COLUMNS]
+            f.write(f"{i},{t.number},{t.state},{t.final_cost!r}," + ",".join(cells) + "\n")
+    best = trials[0]
+    command = sweep.fit_command(best.config, data=args.data, layers=layers, epochs=args.epochs,
+                                seed=args.seed, dtype=args.dtype, target=args.target)
+    write_config(out, "sweep", {"data": args.data, "layers": layers, "epochs": args.epochs,
+                                "method": args.method, "seed": args.seed,
+                                "best": best.config, "best_cost": best.final_cost,
+                                "best_command": command})
+    for name, fig, _ in sweep.figures(trials):
+        fig.savefig(out / name, dpi=120)
+    top = [t for t in trials[:args.top] if t.history is not None and
+           math.isfinite(t.final_cost)]
+    if top:
+        runs = []
+        for rank, t in enumerate(top, 1):
+            label = f"#{rank} {t.config['optimizer']} α={t.config['lr']:.3g}"
+            runs.append(RunResult(
+                optimizer=t.config["optimizer"], schedule=t.config["schedule"] or "constant",
+                label=label, history=t.history, model=t.model, seconds=t.history.times[-1],
+                train_accuracy=accuracy(t.model, dataset.X_train, dataset.Y_train,
+                                        dataset.task),
+                test_accuracy=accuracy(t.model, dataset.X_test, dataset.Y_test, dataset.task),
+                config=dict(t.config)))
+        report = write_report(out, runs, dataset, title=f"gdlab sweep — top {len(runs)} of "
+                              f"{len(trials)} on {dataset.name}",
+                              config={"data": args.data, "layers": layers,
+                                      "epochs": args.epochs, "seed": args.seed,
+                                      "method": args.method})
+        print(f"report: {report}")
+    print(f"best: final cost {best.final_cost:.6f}\n{command}")
+
+
+def register(commands) -> None:
+    p = commands.add_parser("tune", help="tune the mini-batch size", description="Tuning "
+                            "helpers: `gdlab tune batch-size`.")
+    sub = p.add_subparsers(dest="tune_command", metavar="WHAT", parser_class=type(p),
+                           required=True)
+    q = sub.add_parser("batch-size", help="check powers of two against memory, train each "
+                       "for the same time, rank them", description="The lecture's guidance: "
+                       "m < 2000 → batch gradient descent; otherwise powers of two 16…1024 "
+                       "(up to m), each memory-checked on a trial step, trained from the same "
+                       "start for the same wall-clock time and ranked by cost reached per "
+                       "second.")
+    _common(q, 10**6)
+    q.add_argument("--optimizer", default="adam", help="default: adam")
+    q.add_argument("--lr", type=float, default=0.01, help="α (default: 0.01)")
+    q.add_argument("--seconds", type=float, default=5.0, help="wall-clock budget per size "
+                   "(default: 5)")
+    q.add_argument("--target-cost", type=float, help="stop a size once its epoch cost is at "
+                   "most this")
+    q.add_argument("--sizes", help="sizes to try instead of the powers of two, e.g. 16,32,64 "
+                   "(also with m < 2000)")
+    q.add_argument("--memory-budget", help="bytes a training step may use, e.g. 512M, 2G "
+                   "(default: what the device has free)")
+    q.add_argument("--out", default="gdlab-tune", help="output folder (default: gdlab-tune)")
+    q.set_defaults(run=cmd_tune_batch_size)
+
+    p = commands.add_parser("sweep", help="hyperparameter search: grid, random (vectorized) "
+                            "or Optuna TPE (several machines can share a study)",
+                            description="Search α, β, β₁, β₂, ε, mini-batch size, decay and "
+                            "optimizer. A range low:high is sampled on a log scale (β through "
+                            "1-β); a list a,b,c gives the values. Prints a ranked table and the "
+                            "best configuration as a gdlab fit command; writes results.csv, "
+                            "figures and report.html.")
+    _common(p, 100)
+    p.add_argument("--space", help="search space in a .toml or .yaml file (options given on "
+                   "the command line override it)")
+    p.add_argument("--optimizer", help="e.g. adam or adam,momentum (default: adam)")
+    p.add_argument("--lr", help="range or list (default: 1e-4:1e-1)")
+    for name in ("beta", "beta1", "beta2", "eps", "decay-rate"):
+        p.add_argument(f"--{name}", help="range low:high or list a,b,c")
+    p.add_argument("--batch-size", help="list, or range of powers of two like 16:256 "
+                   "(default: 64)")
+    p.add_argument("--schedule", help="list of schedule names, e.g. none,inverse_time "
+                   "(decay rate from --decay-rate)")
+    p.add_argument("--method", default="random", help="grid, random or tpe (default: random)")
+    p.add_argument("--trials", type=int, default=20, help="random/tpe trials (per worker for "
+                   "tpe; default: 20)")
+    p.add_argument("--points", type=int, default=3, help="grid values per range (default: 3)")
+    p.add_argument("--study", help="Optuna study name (implies tpe; workers with the same "
+                   "--study and --storage share it)")
+    p.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user@host/db "
+                   "(default: sqlite file study.db in --out)")
+    p.add_argument("--no-prune", action="store_true", help="tpe: never prune trials")
+    p.add_argument("--top", type=int, default=5, help="runs shown in the report (default: 5)")
+    p.add_argument("--out", default="gdlab-sweep", help="output folder (default: gdlab-sweep)")
+    p.set_defaults(run=cmd_sweep)
+

@@ -1,0 +1,619 @@
+"""The lecture's figures, drawn from real runs of gdlab's own optimizers, schedules, EWA and
+mini-batches, on real data, seeded.
+
+1. :func:`minibatch_cost` — the cost per iteration of batch gradient descent (it falls at every
+   step) beside mini-batch gradient descent (noisy, trending down): same network, same data.
+2. :func:`batch_sgd_paths` — batch GD, SGD and mini-batch GD over the cost contours of a
+   logistic regression with two weights: steady, wandering, in between.
+3. :func:`ewa_temperatures` — the EWA of a year of daily temperatures with β = 0.9, 0.98 and
+   0.5 (about 10, 50 and 2 days).
+4. :func:`bias_correction` — β = 0.98 over the first weeks with and without bias correction.
+5. :func:`oscillation` — GD, Momentum, RMSProp and Adam on an elongated bowl and on Rosenbrock.
+6. :func:`learning_rate_decay` — a noisy mini-batch path near the minimum with constant α and
+   with decay, and α per epoch for every schedule.
+
+Each function returns a :class:`matplotlib.figure.Figure` (no pyplot; PNGs render with Agg).
+:func:`write_figures` writes them all (or some) as PNG files with the report page.
+
+Data: the daily temperatures are Seattle's (``seattle-weather.csv``, shipped inside the
+``vega_datasets`` package and read from its files, no network); figure 1 uses the ``moons``
+set and figures 2 and 6 two features of scikit-learn's bundled breast-cancer set.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import importlib.util
+import io
+import math
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib import rc_context
+from matplotlib.figure import Figure
+from torch import nn
+
+from .. import schedules
+from ..datasets import load_data
+from ..ewa import ewa
+from ..losses import binary_cross_entropy
+from ..models import MLP
+from ..optim import GD
+from ..report.style import DPI, OKABE_ITO, RC, optimizer_color
+from ..train import History, fit
+from . import landscape
+
+#: colours of the three batch sizes (batch GD has plain GD's colour)
+BATCH_COLORS = {"batch": optimizer_color("gd"), "mini-batch": OKABE_ITO["orange"],
+                "sgd": OKABE_ITO["vermillion"]}
+#: colours of the three averages of figure 3 (the lecture's red, green and yellow)
+BETA_COLORS = {0.9: OKABE_ITO["vermillion"], 0.98: OKABE_ITO["bluish_green"],
+               0.5: OKABE_ITO["orange"]}
+DATA_COLOR = "#6e7781"
+J_T = r"$J^{\{t\}}$"
+
+
+def _styled(function):
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with rc_context(RC):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+@dataclass
+class CostRun:
+    """A training run whose mini-batch costs the report's smoothing explorer shows (the fields
+    the report reads from a :class:`gdlab.lab.runs.RunResult`, and its own colour)."""
+
+    label: str
+    optimizer: str
+    schedule: str
+    history: History
+    color: str
+    config: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- 1. batch vs mini-batch
+
+
+def minibatch_cost_runs(*, iterations: int = 300, batch_size: int = 64, lr: float = 0.3,
+                        seed: int = 0) -> list[CostRun]:
+    """Batch GD (one step per epoch on all m examples) and mini-batch GD (``batch_size``) on
+    the moons data, from the same initialization of the network [2, 16, 8, 1], with the same
+    α, for the same number of iterations t."""
+    data = load_data("moons", seed=seed)
+    X, Y = data.X_train, data.Y_train
+    m = len(X)
+    torch.manual_seed(seed)
+    initial = MLP([2, 16, 8, 1], output="sigmoid").double()
+    runs = []
+    for label, size, color in (("batch GD", m, BATCH_COLORS["batch"]),
+                               (f"mini-batch GD (size {batch_size})", batch_size,
+                                BATCH_COLORS["mini-batch"])):
+        model = MLP([2, 16, 8, 1], output="sigmoid").double()
+        model.load_state_dict(initial.state_dict())
+        per_epoch = math.ceil(m / size)
+        history = fit(model, X, Y, GD(model.parameters(), lr=lr),
+                      epochs=math.ceil(iterations / per_epoch), batch_size=size, seed=seed,
+                      progress=False)
+        history.costs = history.costs[:iterations]
+        runs.append(CostRun(label, "gd", "constant", history, color,
+                            {"batch_size": size, "lr": lr, "m": m}))
+    return runs
+
+
+@_styled
+def minibatch_cost(runs: list[CostRun] | None = None, *, beta: float = 0.9, **kwargs) -> Figure:
+    """Two panels, the same y axis: the cost J^{t} of each iteration t of batch GD (falls every
+    step) and of mini-batch GD (noisy, trending down, with its bias-corrected EWA)."""
+    runs = runs if runs is not None else minibatch_cost_runs(**kwargs)
+    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, run in zip(axes, runs, strict=True):
+        costs = np.asarray(run.history.costs)
+        t = np.arange(1, len(costs) + 1)
+        batch = run.config["batch_size"] == run.config["m"]
+        ax.plot(t, costs, color=run.color, linewidth=1.5 if batch else 0.9,
+                alpha=1 if batch else 0.75, label=J_T + (" (all m examples)" if batch else
+                                                          " of each mini-batch"))
+        if not batch:
+            ax.plot(t, ewa(costs, beta, bias_correction=True), color="black", linewidth=1.4,
+                    label=f"EWA, β = {beta:g}, bias-corrected")
+        ax.set_title(f"{run.label}, α = {run.config['lr']:g}")
+        ax.set_xlabel("iteration t (# of mini-batches)" if not batch else "iteration t")
+        ax.legend(loc="upper right")
+    axes[0].set_ylabel("cost J")
+    fig.suptitle("Batch vs mini-batch gradient descent: the cost per iteration "
+                 f"(moons, m = {runs[0].config['m']}, network [2, 16, 8, 1])")
+    return fig
+
+
+# ---------------------------------------------------------------- 2. paths on contours
+
+
+class LogisticRegression(nn.Module):
+    """z = X·W with two weights and no bias (so the cost is a function of W = (w₁, w₂) only);
+    the cost is the binary cross-entropy of σ(z)."""
+
+    def __init__(self, start=(0.0, 0.0)):
+        super().__init__()
+        self.W = nn.Parameter(torch.tensor(start, dtype=torch.float64))
+
+    def forward(self, X):
+        return X @ self.W
+
+
+FEATURES = ("mean texture", "mean smoothness")
+PATH_START = (2.5, 2.5)
+
+
+@dataclass
+class PathProblem:
+    """Logistic regression with two weights on two standardized features of the breast-cancer
+    data: X (m, 2), Y (m,), the minimum W* and a window around it for the contours."""
+
+    X: torch.Tensor
+    Y: torch.Tensor
+    features: tuple[str, str]
+    minimum: np.ndarray
+
+    def cost(self, W1: np.ndarray, W2: np.ndarray) -> np.ndarray:
+        """J(w₁, w₂) over a grid: the mean binary cross-entropy over all m examples."""
+        grid = torch.as_tensor(np.stack([W1.ravel(), W2.ravel()]), dtype=torch.float64)
+        Z = self.X @ grid
+        J = F.binary_cross_entropy_with_logits(Z, self.Y[:, None].expand_as(Z),
+                                               reduction="none").mean(0)
+        return J.numpy().reshape(W1.shape)
+
+
+@functools.lru_cache(maxsize=4)
+def path_problem(seed: int = 0) -> PathProblem:
+    """The two-weight problem on the training split of ``seed`` (computed once per seed)."""
+    data = load_data("breast-cancer", seed=seed)
+    index = [data.feature_names.index(name) for name in FEATURES]
+    X = torch.as_tensor(data.X_train[:, index], dtype=torch.float64)
+    Y = torch.as_tensor(data.Y_train, dtype=torch.float64).reshape(-1)
+    # the minimum, by batch GD (the cost is convex; α = 8 is below 2/λ_max of its Hessian)
+    model = LogisticRegression()
+    optimizer = GD(model.parameters(), lr=8.0)
+    for _ in range(150):
+        optimizer.zero_grad()
+        binary_cross_entropy(model(X), Y).backward()
+        optimizer.step()
+    return PathProblem(X, Y, FEATURES, model.W.detach().numpy().copy())
+
+
+def train_path(problem: PathProblem, *, batch_size: int, lr: float, epochs: int, seed: int = 0,
+               schedule=None, start=PATH_START, max_steps: int | None = None):
+    """Train the two weights with gdlab.fit (GD, mini-batches of ``batch_size``) and return
+    (path, history): path[k] is W after k steps (row 0 the start)."""
+    model = LogisticRegression(start)
+    optimizer = GD(model.parameters(), lr=lr)
+    path = [model.W.detach().numpy().copy()]
+    optimizer.register_step_post_hook(
+        lambda *_: path.append(model.W.detach().numpy().copy()))
+    history = fit(model, problem.X, problem.Y, optimizer, epochs=epochs, batch_size=batch_size,
+                  loss=binary_cross_entropy, schedule=schedule, seed=seed, progress=False)
+    path = np.asarray(path)
+    return (path if max_steps is None else path[:max_steps + 1]), history
+
+
+def _contours(ax, problem: PathProblem, xlim, ylim, n_levels: int = 14) -> None:
+    w1 = np.linspace(*xlim, 200)
+    w2 = np.linspace(*ylim, 200)
+    G1, G2 = np.meshgrid(w1, w2)
+    J = problem.cost(G1, G2)
+    low = problem.cost(*np.meshgrid([problem.minimum[0]], [problem.minimum[1]])).item()
+    levels = low + (J.max() - low) * np.linspace(0.004, 1, n_levels) ** 2
+    ax.contourf(G1, G2, J, levels=np.concatenate([[low], levels]), cmap="Greys_r", alpha=0.3)
+    ax.contour(G1, G2, J, levels=levels, colors="#888888", linewidths=0.5)
+    ax.plot(*problem.minimum, marker="*", markersize=13, color="black", linestyle="",
+            label="minimum W*", zorder=6)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_xlabel(f"$w_1$ ({problem.features[0]})")
+    ax.set_ylabel(f"$w_2$ ({problem.features[1]})")
+    ax.grid(False)
+
+
+@dataclass
+class Paths:
+    problem: PathProblem
+    paths: dict  # label -> (path, color, config)
+
+
+def batch_sgd_paths_data(*, seed: int = 0, lr: float = 1.0, batch_size: int = 16,
+                         steps: int = 50, sgd_steps: int = 100) -> Paths:
+    """Batch GD and mini-batch GD for ``steps`` steps and SGD for ``sgd_steps``, all with α =
+    ``lr`` from the same start, on the same data and (for the shuffled ones) the same seed."""
+    problem = path_problem(seed)
+    m = len(problem.X)
+    plan = (("SGD (size 1)", 1, sgd_steps, "sgd"),
+            (f"mini-batch GD (size {batch_size})", batch_size, steps, "mini-batch"),
+            (f"batch GD (size m = {m})", m, steps, "batch"))
+    paths = {}
+    for label, size, n_steps, key in plan:
+        epochs = math.ceil(n_steps / math.ceil(m / size))
+        path, _ = train_path(problem, batch_size=size, lr=lr, epochs=epochs, seed=seed,
+                             max_steps=n_steps)
+        paths[label] = (path, BATCH_COLORS[key], {"batch_size": size, "lr": lr})
+    return Paths(problem, paths)
+
+
+@_styled
+def batch_sgd_paths(data: Paths | None = None, **kwargs) -> Figure:
+    """Contours of the logistic-regression cost J(w₁, w₂) with the paths of batch GD (steady),
+    mini-batch GD (a little noisy) and SGD (wandering around the minimum), same α and start."""
+    data = data if data is not None else batch_sgd_paths_data(**kwargs)
+    fig = Figure(figsize=(8.0, 5.2), layout="constrained")
+    ax = fig.add_subplot()
+    points = np.concatenate([p for p, _, _ in data.paths.values()] + [[data.problem.minimum]])
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    pad = 0.12 * (hi - lo) + 0.2
+    _contours(ax, data.problem, (lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1],
+                                                                      hi[1] + pad[1]))
+    for label, (path, color, config) in data.paths.items():
+        n = len(path) - 1
+        sgd = config["batch_size"] == 1
+        ax.plot(path[:, 0], path[:, 1], color=color, linewidth=0.9 if sgd else 1.4,
+                marker="o", markersize=1.6 if sgd else 2.4, alpha=0.85 if sgd else 1,
+                label=f"{label}: {n} steps", zorder=3)
+    start = next(iter(data.paths.values()))[0][0]
+    ax.plot(*start, marker="o", markersize=7, color="black", linestyle="", label="start",
+            zorder=5)
+    lr = next(iter(data.paths.values()))[2]["lr"]
+    ax.set_title(f"Batch, mini-batch and stochastic gradient descent over the contours of J, "
+                 f"α = {lr:g}\n(logistic regression with two weights, breast-cancer data, "
+                 f"m = {len(data.problem.X)})")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+# ---------------------------------------------------------------- 3, 4. EWA
+
+
+def _vega_file(name: str) -> Path:
+    """A data file shipped inside the vega_datasets package, found without importing it."""
+    spec = importlib.util.find_spec("vega_datasets")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("the temperature figures need the vega_datasets package "
+                         "(pip install vega_datasets)")
+    return Path(next(iter(spec.submodule_search_locations))) / "_data" / name
+
+
+@dataclass
+class Temperatures:
+    dates: list[str]
+    theta: np.ndarray  # θ_t, °C
+    place: str = "Seattle"
+    what: str = "daily high temperature"
+
+
+def seattle_temperatures(year: int = 2012) -> Temperatures:
+    """θ_t: the daily maximum temperature (°C) in Seattle in ``year`` (2012–2015), from
+    vega_datasets' seattle-weather.csv."""
+    text = _vega_file("seattle-weather.csv").read_text(encoding="utf-8")
+    dates, theta = [], []
+    for row in csv.DictReader(io.StringIO(text)):
+        if row["date"].startswith(f"{year}/"):
+            dates.append(row["date"].replace("/", "-"))
+            theta.append(float(row["temp_max"]))
+    if not dates:
+        raise ValueError(f"seattle-weather.csv has no days in {year}; it covers 2012 to 2015")
+    return Temperatures(dates, np.asarray(theta), what=f"daily high temperature, {year}")
+
+
+def _window(beta: float, unit: str = "days") -> str:
+    return f"1/(1−β) = {1 / (1 - beta):.3g} {unit}" if beta < 1 else "∞"
+
+
+def _beta_colors(betas) -> list[str]:
+    """The lecture's colours for 0.9, 0.98 and 0.5; other β get the rest of the palette."""
+    spare = [OKABE_ITO[k] for k in ("blue", "reddish_purple", "sky_blue", "black", "yellow")]
+    colors = []
+    for beta in betas:
+        colors.append(BETA_COLORS.get(beta) or spare[len([c for c in colors
+                                                          if c in spare]) % len(spare)])
+    return colors
+
+
+@_styled
+def smoothing_figure(theta, betas, *, bias_correction: bool = True, name: str = "θ",
+                     unit: str = "", xlabel: str = "t", ylabel: str | None = None,
+                     title: str | None = None, window_unit: str = "steps") -> Figure:
+    """A series θ_t as points and its EWA with each β (``gdlab.ewa``; v̂_t if
+    ``bias_correction``), the window 1/(1-β) of each in the legend. Non-finite points are
+    gaps and do not update the averages."""
+    theta = np.asarray(theta, dtype=np.float64)
+    fig = Figure(figsize=(9.0, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    t = np.arange(1, len(theta) + 1)
+    small = len(theta) > 500
+    ax.plot(t, theta, linestyle="", marker="o", markersize=1.6 if small else 2.6,
+            color=DATA_COLOR, alpha=0.7, label=rf"$\theta_t$: {name}")
+    v = r"$\hat v_t$" if bias_correction else "$v_t$"
+    for beta, color in zip(betas, _beta_colors(betas), strict=True):
+        ax.plot(t, ewa(theta, beta, bias_correction=bias_correction), linewidth=1.8,
+                color=color, label=f"{v}, β = {beta:g}  (about {_window(beta, window_unit)})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel or rf"$\theta_t$ {unit}".strip())
+    ax.set_title(title or rf"Exponentially weighted averages $v_t = \beta v_{{t-1}} + "
+                 rf"(1-\beta)\theta_t$ of {name}"
+                 + (" (bias-corrected)" if bias_correction else ""))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+@_styled
+def ewa_temperatures(temps: Temperatures | None = None, betas=(0.9, 0.98, 0.5)) -> Figure:
+    """The daily temperatures θ_t as points and their bias-corrected EWA v̂_t with each β:
+    β = 0.9 follows the weather of about 10 days, 0.98 is smoother and lags, 0.5 is noisy."""
+    temps = temps if temps is not None else seattle_temperatures()
+    fig = smoothing_figure(
+        temps.theta, betas, name="temperature each day", unit="(°C)",
+        ylabel=r"temperature $\theta_t$ (°C)",
+        xlabel=f"day t (1 = {temps.dates[0]})", window_unit="days",
+        title=rf"Exponentially weighted averages $v_t = \beta v_{{t-1}} + (1-\beta)\theta_t$ "
+              f"of the {temps.what} in {temps.place} (bias-corrected)")
+    fig.axes[0].legend(loc="upper left")
+    return fig
+
+
+@_styled
+def bias_correction(temps: Temperatures | None = None, beta: float = 0.98,
+                    days: int = 56) -> Figure:
+    """The first ``days`` days: v_t with β = 0.98 starts at v₀ = 0 and stays far below the
+    data for weeks; v̂_t = v_t/(1-β^t) tracks the data from the first day."""
+    temps = temps if temps is not None else seattle_temperatures()
+    theta = temps.theta[:days]
+    t = np.arange(1, len(theta) + 1)
+    fig = Figure(figsize=(8.0, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(t, theta, linestyle="", marker="o", markersize=3.5, color=DATA_COLOR,
+            label=r"$\theta_t$ (each day)")
+    ax.plot(t, ewa(theta, beta), linewidth=1.8, color=OKABE_ITO["reddish_purple"],
+            label=rf"$v_t$, β = {beta:g}, no correction (starts at $v_0 = 0$)")
+    ax.plot(t, ewa(theta, beta, bias_correction=True), linewidth=1.8,
+            color=BETA_COLORS[0.98] if beta == 0.98 else OKABE_ITO["blue"],
+            label=r"$\hat v_t = v_t/(1-\beta^t)$, bias-corrected")
+    ax.set_xlim(0, len(theta) + 1)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(f"day t (1 = {temps.dates[0]})")
+    ax.set_ylabel(r"temperature $\theta_t$ (°C)")
+    ax.set_title(f"Bias correction over the first {len(theta) // 7} weeks "
+                 f"({temps.what}, {temps.place})")
+    ax.legend(loc="lower right")
+    return fig
+
+
+# ---------------------------------------------------------------- 5. oscillation
+
+
+@_styled
+def oscillation(paths: dict | None = None, functions=("elongated", "rosenbrock")) -> Figure:
+    """One panel per test function: the contours and the paths of GD, Momentum, RMSProp and
+    Adam from the same start (each with its own α). On the elongated bowl GD zig-zags across
+    the narrow direction while the others head along it to the minimum."""
+    if paths is None:
+        paths = {name: landscape.trajectories(name) for name in functions}
+    fig = Figure(figsize=(12.0, 4.6), layout="constrained")
+    axes = fig.subplots(1, len(paths), squeeze=False).ravel()
+    for ax, (name, function_paths) in zip(axes, paths.items(), strict=True):
+        land = landscape.get_landscape(name)
+        landscape.draw_paths(ax, land, function_paths,
+                             {k: land.lr[k] for k in function_paths if k in land.lr})
+        steps = max(len(p) - 1 for p in function_paths.values())
+        ax.set_title(f"{land.name}: {land.formula}, {steps} steps")
+    axes[-1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle("Gradient descent oscillates; Momentum, RMSProp and Adam damp it")
+    return fig
+
+
+# ---------------------------------------------------------------- 6. decay
+
+
+@dataclass
+class Decay:
+    problem: PathProblem
+    constant: np.ndarray  # the path with constant α (row k: W after k steps)
+    decayed: np.ndarray  # the same run with inverse-time decay
+    lr0: float
+    decay_rate: float
+    batch_size: int
+    epochs: int
+    steps_per_epoch: int
+    schedule_curves: dict  # label -> α per epoch
+
+
+def learning_rate_decay_data(*, seed: int = 0, lr0: float = 1.0, decay_rate: float = 1.0,
+                             batch_size: int = 16, epochs: int = 8, schedule_lr0: float = 0.2,
+                             schedule_epochs: int = 50) -> Decay:
+    """Two runs of mini-batch GD on the two-weight problem, same start, data order and α₀:
+    constant α and α = α₀/(1 + decay_rate·epoch_num); and α per epoch of every schedule
+    (plateau's from a real run, since it depends on the cost)."""
+    problem = path_problem(seed)
+    constant, _ = train_path(problem, batch_size=batch_size, lr=lr0, epochs=epochs, seed=seed,
+                             schedule=schedules.constant(lr0))
+    decayed, _ = train_path(problem, batch_size=batch_size, lr=lr0, epochs=epochs, seed=seed,
+                            schedule=schedules.inverse_time(lr0, decay_rate))
+    curves = {}
+    epoch_nums = range(1, schedule_epochs + 1)
+    for label, schedule in (
+            ("constant", schedules.constant(schedule_lr0)),
+            ("inverse_time, decay_rate = 1", schedules.inverse_time(schedule_lr0, 1)),
+            ("exponential, base = 0.95", schedules.exponential(schedule_lr0, 0.95)),
+            ("inverse_sqrt, k = 1", schedules.inverse_sqrt(schedule_lr0, 1)),
+            ("staircase, ×0.5 every 10", schedules.staircase(schedule_lr0, 0.5, 10))):
+        curves[label] = np.array([schedule(e) for e in epoch_nums])
+    plateau = schedules.plateau(schedule_lr0, factor=0.5, patience=5, beta=0.5,
+                                threshold=1e-3)
+    _, history = train_path(problem, batch_size=32, lr=schedule_lr0, epochs=schedule_epochs,
+                            seed=seed, schedule=plateau)
+    curves["plateau, ×0.5 when the cost stalls (a real run)"] = np.asarray(history.lrs)
+    return Decay(problem, constant, decayed, lr0, decay_rate, batch_size, epochs,
+                  math.ceil(len(problem.X) / batch_size), curves)
+
+
+SCHEDULE_COLORS = [OKABE_ITO[k] for k in ("black", "blue", "vermillion", "bluish_green",
+                                          "reddish_purple", "orange")]
+SCHEDULE_STYLES = [(0, (5, 3)), "-", "-", "-", "-", "-"]
+
+
+@_styled
+def learning_rate_decay(data: Decay | None = None, **kwargs) -> Figure:
+    """Left and middle: near the minimum, mini-batch GD with constant α keeps circling it; the
+    same run with α = α₀/(1 + decay_rate·epoch_num) settles into it (both drawn from the
+    second epoch on, the same window). Right: α per epoch of each schedule."""
+    data = data if data is not None else learning_rate_decay_data(**kwargs)
+    fig = Figure(figsize=(14.0, 4.6), layout="constrained")
+    ax_const, ax_decay, ax_lr = fig.subplots(1, 3, width_ratios=[1, 1, 1.15])
+    first = data.steps_per_epoch  # W after the first epoch
+    tails = {"constant": data.constant[first:], "decayed": data.decayed[first:]}
+    points = np.concatenate([tails["constant"], tails["decayed"], [data.problem.minimum]])
+    center = data.problem.minimum
+    radius = 1.08 * np.abs(points - center).max()
+    window = ((center[0] - radius, center[0] + radius), (center[1] - radius, center[1] + radius))
+    for ax, key, color, title in (
+            (ax_const, "constant", BATCH_COLORS["mini-batch"], f"constant α = {data.lr0:g}"),
+            (ax_decay, "decayed", OKABE_ITO["blue"],
+             f"α = α₀/(1 + {data.decay_rate:g}·epoch_num), α₀ = {data.lr0:g}")):
+        _contours(ax, data.problem, *window, n_levels=18)
+        path = tails[key]
+        ax.plot(path[:, 0], path[:, 1], color=color, linewidth=0.9, marker="o",
+                markersize=2.0, label=f"W, epochs 2–{data.epochs}", zorder=4)
+        ax.plot(*path[-1], marker="X", markersize=10, color=color, markeredgecolor="black",
+                linestyle="", zorder=7, label="last step")
+        ax.set_title(title)
+        ax.set_aspect("equal", adjustable="box")
+        ax.legend(loc="upper left", fontsize=7)
+    ax_decay.yaxis.label.set_visible(False)
+    for (label, alpha), color, style in zip(data.schedule_curves.items(), SCHEDULE_COLORS,
+                                            SCHEDULE_STYLES, strict=False):
+        epochs = np.arange(1, len(alpha) + 1)
+        step = "staircase" in label or "plateau" in label
+        ax_lr.plot(epochs, alpha, color=color, linewidth=1.6, linestyle=style,
+                   drawstyle="steps-post" if step else "default", label=label)
+    ax_lr.set_xlabel("epoch_num")
+    ax_lr.set_ylabel("learning rate α")
+    alpha0 = next(iter(data.schedule_curves.values()))[0]
+    ax_lr.set_title(f"α per epoch of each schedule, α₀ = {alpha0:g}")
+    ax_lr.set_ylim(0, alpha0 * 1.08)
+    ax_lr.legend(loc="center right", bbox_to_anchor=(1.0, 0.6), fontsize=7)
+    fig.suptitle(f"Learning-rate decay near the minimum: mini-batch GD (size "
+                 f"{data.batch_size}), the same start and mini-batches, {data.epochs} epochs")
+    return fig
+
+
+# ---------------------------------------------------------------- all of them
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    number: int
+    name: str
+    file: str
+    title: str
+    caption: str
+
+
+FIGURES = {spec.name: spec for spec in (
+    FigureSpec(1, "minibatch-cost", "1_minibatch_cost.png", "Batch vs mini-batch cost",
+               "Batch gradient descent lowers the cost J at every iteration; mini-batch "
+               "gradient descent, on the same network and data, is noisy (each mini-batch is a "
+               "different sample) but trends down, and takes many more steps per epoch."),
+    FigureSpec(2, "paths", "2_batch_sgd_paths.png", "Batch, mini-batch and SGD paths",
+               "Over the contours of a two-weight logistic regression: batch GD heads steadily "
+               "to the minimum, SGD (mini-batch size 1) wanders and keeps wandering around it, "
+               "mini-batch GD is in between."),
+    FigureSpec(3, "ewa", "3_ewa_temperatures.png", "EWA of daily temperatures",
+               "The exponentially weighted average of a year of Seattle's daily highs with "
+               "β = 0.9, 0.98 and 0.5 averages over about 1/(1−β) = 10, 50 and 2 days: a larger "
+               "β is smoother and lags behind the data."),
+    FigureSpec(4, "bias-correction", "4_bias_correction.png", "Bias correction",
+               "With β = 0.98 and v₀ = 0 the uncorrected average starts near 0 and needs weeks "
+               "to reach the data; dividing by 1 − β^t makes it track the data from the first "
+               "day."),
+    FigureSpec(5, "oscillation", "5_oscillation.png", "Oscillation vs Momentum, RMSProp, Adam",
+               "On an elongated bowl GD zig-zags across the narrow direction; Momentum averages "
+               "the zig-zag away and RMSProp and Adam scale the steps per direction, heading "
+               "along the valley to the minimum. On Rosenbrock's curved valley GD crawls while "
+               "Momentum and Adam reach the minimum."),
+    FigureSpec(6, "decay", "6_learning_rate_decay.png", "Learning-rate decay",
+               "Near the minimum, mini-batch GD with constant α keeps circling it; the same run "
+               "with α decaying per epoch takes smaller and smaller steps and settles in. Right: "
+               "α per epoch of each schedule in gdlab.schedules."),
+)}
+ALIASES = {str(spec.number): name for name, spec in FIGURES.items()}
+
+
+def figure_names(names) -> list[str]:
+    """Figure names from names or numbers (``"1"``, ``"ewa"``); all six when empty."""
+    names = list(names or [])
+    if not names:
+        return list(FIGURES)
+    out = []
+    for name in names:
+        key = ALIASES.get(str(name).strip(), str(name).strip().lower())
+        if key not in FIGURES:
+            raise ValueError(f"unknown figure {name!r}; allowed: "
+                             + ", ".join(f"{s.number} {n}" for n, s in FIGURES.items()))
+        if key not in out:
+            out.append(key)
+    return out
+
+
+def build(names=None, *, seed: int = 0) -> tuple[dict[str, Figure], list[CostRun]]:
+    """The figures by name (all six by default) and figure 1's runs (for the report's
+    smoothing explorer; empty unless figure 1 is built)."""
+    names = figure_names(names)
+    figs, runs = {}, []
+    temps = None
+    for name in names:
+        if name == "minibatch-cost":
+            runs = minibatch_cost_runs(seed=seed)
+            figs[name] = minibatch_cost(runs)
+        elif name == "paths":
+            figs[name] = batch_sgd_paths(seed=seed)
+        elif name in ("ewa", "bias-correction"):
+            temps = temps or seattle_temperatures()
+            figs[name] = (ewa_temperatures if name == "ewa" else bias_correction)(temps)
+        elif name == "oscillation":
+            figs[name] = oscillation()
+        else:
+            figs[name] = learning_rate_decay(seed=seed)
+    return figs, runs
+
+
+def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def write_figures(out_dir, names=None, *, seed: int = 0, report: bool = True) -> dict:
+    """Write the figures (all six by default) as PNG files into ``out_dir`` and, with
+    ``report``, ``report.html`` showing them with the smoothing explorer over figure 1's
+    mini-batch costs. Returns {figure name: Figure}."""
+    from ..report.html import write_figures_report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figs, runs = build(names, seed=seed)
+    pictures = []
+    for name, fig in figs.items():
+        spec = FIGURES[name]
+        png = png_bytes(fig)
+        (out / spec.file).write_bytes(png)
+        pictures.append((spec.file, png, f"<b>Figure {spec.number}. {escape(spec.title)}.</b> "
+                         + escape(spec.caption)))
+    if report:
+        write_figures_report(out, pictures, runs, title="gdlab figures — the lecture's "
+                             "pictures, from real runs")
+    return figs

@@ -1,0 +1,410 @@
+"""``gdlab sweep``: search α, β, β₁, β₂, ε, the mini-batch size, the decay and the optimizer.
+
+A **search space** maps each hyperparameter to its values:
+
+- a range ``low:high`` — sampled on a log scale, as the lecture advises: α, ε and decay_rate
+  log-uniformly; β, β₁, β₂ through 1-β log-uniformly (so 0.9 … 0.999 spreads evenly over the
+  averaging windows 10 … 1000); batch_size over the powers of two between low and high;
+- a list ``a,b,c`` of values (optimizer and schedule names too).
+
+Searches: ``grid`` (ranges cut into ``points`` values), ``random`` (``trials`` samples) — both
+trained **vectorized**, every configuration sharing an optimizer and a mini-batch size in one
+batched run (:mod:`gdlab.lab.vectorized`) — and ``tpe`` (Optuna's TPE sampler with median
+pruning of hopeless runs on the smoothed cost; trials run one by one and may run on many
+machines that share the study's storage). Runs are ranked by their final epoch cost.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..optim import OPTIMIZERS
+from ..schedules import SCHEDULES
+from .vectorized import NUMERIC, fit_many
+
+NAMES = ("optimizer", "lr", "beta", "beta1", "beta2", "eps", "batch_size", "schedule",
+         "decay_rate")
+LOG = ("lr", "eps", "decay_rate")  # sampled log-uniformly
+BETAS = ("beta", "beta1", "beta2")  # sampled through 1-β log-uniformly
+METHODS = ("grid", "random", "tpe")
+
+
+@dataclass
+class Range:
+    low: float
+    high: float
+
+
+def _number(name, text):
+    text = str(text).strip()
+    match = re.fullmatch(r"2\^(\d+)", text)
+    try:
+        return 2 ** int(match.group(1)) if match else float(text)
+    except ValueError:
+        raise ValueError(f"{name}: {text!r} is not a number") from None
+
+
+def parse_dimension(name: str, value):
+    """One dimension from the command line (``"1e-4:1e-1"``, ``"0.9,0.99"``) or a file (a
+    list, a number, or a table {low, high}); returns a :class:`Range` or a list of values."""
+    if name not in NAMES:
+        raise ValueError(f"unknown hyperparameter {name!r}; allowed: {', '.join(NAMES)}")
+    if isinstance(value, dict):
+        if set(value) != {"low", "high"}:
+            raise ValueError(f"{name}: a range is {{low, high}}, got keys {sorted(value)}")
+        value = f"{value['low']}:{value['high']}"
+    if name in ("optimizer", "schedule"):
+        values = value if isinstance(value, list) else str(value).split(",")
+        values = [str(v).strip() for v in values if str(v).strip()]
+        allowed = list(OPTIMIZERS) if name == "optimizer" else ["none", *SCHEDULES]
+        for v in values:
+            if v.split(":")[0] not in allowed:
+                raise ValueError(f"unknown {name} {v!r}; allowed: {', '.join(allowed)}")
+        return values
+    if isinstance(value, list | tuple):
+        values = [_number(name, v) for v in value]
+    elif isinstance(value, int | float):
+        values = [float(value)]
+    elif ":" in str(value):
+        low, high = (_number(name, v) for v in str(value).split(":", 1))
+        if not 0 < low <= high:
+            raise ValueError(f"{name}: a range low:high needs 0 < low <= high, got {value!r}")
+        if name in BETAS and high >= 1:
+            raise ValueError(f"{name}: β must be in [0, 1), got the range {value!r}")
+        if name == "batch_size":
+            return [2**k for k in range(math.ceil(math.log2(low)), int(math.log2(high)) + 1)]
+        return Range(low, high)
+    else:
+        values = [_number(name, v) for v in str(value).split(",") if v.strip()]
+    if not values:
+        raise ValueError(f"{name}: no values given")
+    if name == "batch_size":
+        if any(v != int(v) or v < 1 for v in values):
+            raise ValueError(f"batch_size values must be positive integers, got {values}")
+        values = [int(v) for v in values]
+    return values
+
+
+def parse_space(items: dict) -> dict:
+    """A search space from {name: text or value}; missing optimizer/lr get adam and 1e-4:1e-1."""
+    space = {name: parse_dimension(name, value) for name, value in items.items()
+             if value is not None}
+    space.setdefault("optimizer", ["adam"])
+    space.setdefault("lr", Range(1e-4, 1e-1))
+    return space
+
+
+def read_space(path) -> dict:
+    """The search-space part of a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file: keys as
+    :data:`NAMES` (and ``batch-size`` for ``batch_size``); other keys are returned apart as
+    settings. Returns (items, settings)."""
+    from pathlib import Path
+
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix.lower() == ".toml":
+        import tomllib
+
+        data = tomllib.loads(text)
+    elif path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    else:
+        raise ValueError(f"--space {path}: expected a .toml, .yaml or .yml file")
+    if not isinstance(data, dict):
+        raise ValueError(f"--space {path}: expected a table of hyperparameters")
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    items = {k: v for k, v in data.items() if k in NAMES}
+    return items, {k: v for k, v in data.items() if k not in NAMES}
+
+
+def _points(name, r: Range, n: int) -> list[float]:
+    if name in BETAS:
+        return [float(1 - x) for x in np.geomspace(1 - r.high, 1 - r.low, n)][::-1]
+    if name in LOG:
+        return [float(x) for x in np.geomspace(r.low, r.high, n)]
+    return [float(x) for x in np.linspace(r.low, r.high, n)]
+
+
+def _sample(name, r: Range, rng) -> float:
+    if name in BETAS:
+        return float(1 - math.exp(rng.uniform(math.log(1 - r.high), math.log(1 - r.low))))
+    if name in LOG:
+        return float(math.exp(rng.uniform(math.log(r.low), math.log(r.high))))
+    return float(rng.uniform(r.low, r.high))
+
+
+def make_config(values: dict, batch_size: int) -> dict:
+    """A training configuration from drawn values: hyperparameters the optimizer does not take
+    are dropped, and decay_rate goes into the schedule string."""
+    optimizer = values.get("optimizer", "adam")
+    config = {"optimizer": optimizer, "lr": float(values["lr"])}
+    for name in NUMERIC[optimizer]:
+        if name in values:
+            config[name] = float(values[name])
+    schedule = values.get("schedule", "none")
+    if schedule in (None, "none"):
+        schedule = None
+    elif "decay_rate" in values and ":" not in schedule:
+        schedule = f"{schedule}:decay_rate={values['decay_rate']:.6g}"
+    config["schedule"] = schedule
+    config["batch_size"] = int(values.get("batch_size", batch_size))
+    return config
+
+
+def grid(space: dict, points: int = 3, batch_size: int = 64) -> list[dict]:
+    """Every combination; each range is cut into ``points`` values on its sampling scale."""
+    names = list(space)
+    axes = [_points(n, v, points) if isinstance(v, Range) else v for n, v in
+            ((n, space[n]) for n in names)]
+    configs, seen = [], set()
+    for combo in itertools.product(*axes):
+        config = make_config(dict(zip(names, combo, strict=True)), batch_size)
+        key = repr(sorted(config.items()))
+        if key not in seen:
+            seen.add(key)
+            configs.append(config)
+    return configs
+
+
+def random_configs(space: dict, trials: int, seed: int = 0, batch_size: int = 64) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    configs = []
+    for _ in range(trials):
+        values = {n: _sample(n, v, rng) if isinstance(v, Range) else v[rng.integers(len(v))]
+                  for n, v in space.items()}
+        configs.append(make_config(values, batch_size))
+    return configs
+
+
+@dataclass
+class Trial:
+    config: dict
+    final_cost: float
+    history: object = None
+    model: object = None
+    number: int | None = None
+    state: str = "complete"  # or "pruned"
+    extra: dict = field(default_factory=dict)
+
+
+def rank(trials: list) -> list:
+    """Best first: lowest final cost; non-finite (diverged) and pruned runs last."""
+    def key(trial):
+        cost = trial.final_cost
+        finite = cost is not None and math.isfinite(cost) and trial.state == "complete"
+        return (not finite, cost if finite else math.inf)
+
+    return sorted(trials, key=key)
+
+
+def run_vectorized(model, X, Y, configs, *, epochs: int, seed: int = 0) -> list[Trial]:
+    """Train ``configs``; those sharing a batch size (and optimizer) in one batched run."""
+    by_size: dict = {}
+    for index, config in enumerate(configs):
+        by_size.setdefault(min(config["batch_size"], len(X)), []).append(index)
+    trials = [None] * len(configs)
+    for size, indices in by_size.items():
+        group = [configs[i] for i in indices]
+        histories, models = fit_many(model, X, Y, group, epochs=epochs, batch_size=size,
+                                     seed=seed)
+        for i, history, trained in zip(indices, histories, models, strict=True):
+            cost = history.epoch_costs[-1]
+            trials[i] = Trial(configs[i], cost if math.isfinite(cost) else math.inf, history,
+                              trained, number=i)
+    return trials
+
+
+def storage(url: str):
+    """An Optuna RDB storage; SQLite waits for the lock (workers on one machine)."""
+    import optuna
+
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def run_optuna(model, X, Y, space: dict, *, trials: int, epochs: int, study: str,
+               storage_url: str, seed: int | None = 0, batch_size: int = 64,
+               prune: bool = True):
+    """Add ``trials`` trials to the Optuna study ``study`` in ``storage_url`` (created if
+    new, joined if it exists: several workers may run this at once). Each trial trains one
+    configuration with :func:`gdlab.fit`; the median pruner stops runs whose smoothed cost
+    (bias-corrected EWA of J^{t}, β = 0.98) is worse than the median of earlier trials at the
+    same epoch. Returns the optuna study."""
+    import copy
+
+    import optuna
+
+    from ..schedules import constant, parse_schedule
+    from ..train import Fit
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=max(1, epochs // 5)) \
+        if prune else optuna.pruners.NopPruner()
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    the_study = optuna.create_study(study_name=study, storage=storage(storage_url),
+                                    sampler=sampler, pruner=pruner, direction="minimize",
+                                    load_if_exists=True)
+
+    def objective(trial):
+        values = {}
+        for name, dim in space.items():
+            if isinstance(dim, Range) and name in BETAS:
+                values[name] = 1 - trial.suggest_float(f"1-{name}", 1 - dim.high, 1 - dim.low,
+                                                       log=True)
+            elif isinstance(dim, Range):
+                values[name] = trial.suggest_float(name, dim.low, dim.high, log=name in LOG)
+            else:
+                values[name] = trial.suggest_categorical(name, dim)
+        config = make_config(values, batch_size)
+        trial.set_user_attr("config", config)
+        net = copy.deepcopy(model)
+        hyper = {k: config[k] for k in NUMERIC[config["optimizer"]] if k in config}
+        opt = OPTIMIZERS[config["optimizer"]](net.parameters(), lr=config["lr"], **hyper)
+        schedule = parse_schedule(config["schedule"], config["lr"]) if config["schedule"] \
+            else constant(config["lr"])
+
+        def report(run):
+            smoothed = run.smoothed_cost.current()
+            if not math.isfinite(smoothed):
+                run.stop()
+                return
+            trial.report(smoothed, run.epoch_num)
+            if trial.should_prune():
+                run.stop()
+                trial.set_user_attr("pruned_at", run.epoch_num)
+
+        history = Fit(net, X, Y, opt, epochs=epochs, batch_size=min(config["batch_size"],
+                      len(X)), schedule=schedule, seed=seed, progress=False,
+                      callbacks=[report]).run()
+        if "pruned_at" in trial.user_attrs:
+            raise optuna.TrialPruned()
+        cost = history.epoch_costs[-1]
+        return cost if math.isfinite(cost) else math.inf
+
+    the_study.optimize(objective, n_trials=trials)
+    return the_study
+
+
+def study_trials(study) -> list[Trial]:
+    """The study's finished trials (complete and pruned) as :class:`Trial`, ranked."""
+    import optuna
+
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            out.append(Trial(t.user_attrs["config"], t.value, number=t.number))
+        elif t.state == optuna.trial.TrialState.PRUNED and "config" in t.user_attrs:
+            out.append(Trial(t.user_attrs["config"], math.inf, number=t.number, state="pruned"))
+    return rank(out)
+
+
+def fit_command(config: dict, *, data: str, layers, epochs: int, seed: int, dtype: str,
+                target: str | None = None, out: str = "best-run") -> str:
+    """The ``gdlab fit`` command line that trains ``config`` alone."""
+    parts = ["gdlab fit", f"--data {data}"]
+    if target:
+        parts.append(f"--target {target}")
+    parts += [f"--layers {','.join(map(str, layers))}", f"--optimizer {config['optimizer']}",
+              f"--lr {config['lr']:.6g}"]
+    parts += [f"--{name} {config[name]:.6g}" for name in NUMERIC[config["optimizer"]]
+              if name in config]
+    parts += [f"--epochs {epochs}", f"--batch-size {config['batch_size']}"]
+    if config.get("schedule"):
+        parts.append(f"--schedule {config['schedule']}")
+    parts += [f"--seed {seed}", f"--dtype {dtype}", f"--out {out}"]
+    return " ".join(parts)
+
+
+COLUMNS = ("optimizer", "lr", "beta", "beta1", "beta2", "eps", "batch_size", "schedule")
+
+
+def table(trials: list, limit: int | None = 20) -> str:
+    """Ranked trials as a text table (only the hyperparameters some trial has)."""
+    shown = trials if limit is None else trials[:limit]
+    columns = [c for c in COLUMNS if any(c in t.config for t in shown)]
+
+    def cell(config, name):
+        value = config.get(name)
+        if value is None:
+            return "—" if name != "schedule" else "constant"
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    rows = [("rank", *columns, "final cost")]
+    for i, t in enumerate(shown, 1):
+        cost = "pruned" if t.state == "pruned" else (
+            f"{t.final_cost:.6f}" if math.isfinite(t.final_cost) else "diverged")
+        rows.append((str(i), *(cell(t.config, c) for c in columns), cost))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if limit is not None and len(trials) > limit:
+        lines.append(f"... {len(trials) - limit} more in results.csv")
+    return "\n".join(lines)
+
+
+def figures(trials: list) -> list:
+    """(file name, Figure, caption) for α vs final cost, β heatmaps and nothing else (the cost
+    curves of the top runs are in the report)."""
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure
+
+    from ..report.style import RC, optimizer_color
+
+    done = [t for t in trials if t.state == "complete" and math.isfinite(t.final_cost)]
+    out = []
+    if not done:
+        return out
+    with rc_context(RC):
+        fig = Figure(figsize=(6.5, 4))
+        ax = fig.add_subplot()
+        for name in dict.fromkeys(t.config["optimizer"] for t in done):
+            mine = [t for t in done if t.config["optimizer"] == name]
+            ax.scatter([t.config["lr"] for t in mine], [t.final_cost for t in mine], s=18,
+                       color=optimizer_color(name), label=name)
+        ax.set_xscale("log")
+        if all(t.final_cost > 0 for t in done):
+            ax.set_yscale("log")
+        ax.set_xlabel("α (learning rate)")
+        ax.set_ylabel("final cost")
+        ax.set_title("Learning rate against final cost")
+        ax.legend()
+        fig.tight_layout()
+        out.append(("alpha_vs_cost.png", fig, "Learning rate α (log axis) against the final "
+                    "cost of every run."))
+        for a, b in (("beta1", "beta2"), ("beta", "lr"), ("beta1", "lr"), ("beta2", "lr")):
+            pairs = [(t.config[a], t.config[b], t.final_cost) for t in done
+                     if a in t.config and b in t.config]
+            xs, ys = sorted({p[0] for p in pairs}), sorted({p[1] for p in pairs})
+            if len(xs) < 2 or len(ys) < 2 or len(xs) * len(ys) > 400:
+                continue
+            grid_ = np.full((len(ys), len(xs)), np.nan)
+            for x, y, c in pairs:
+                i, j = ys.index(y), xs.index(x)
+                grid_[i, j] = c if np.isnan(grid_[i, j]) else min(grid_[i, j], c)
+            fig = Figure(figsize=(5.5, 4.2))
+            ax = fig.add_subplot()
+            image = ax.imshow(np.log10(grid_), origin="lower", aspect="auto", cmap="viridis_r")
+            ax.set_xticks(range(len(xs)), [f"{x:.4g}" for x in xs], rotation=45)
+            ax.set_yticks(range(len(ys)), [f"{y:.4g}" for y in ys])
+            ax.set_xlabel(a)
+            ax.set_ylabel(b)
+            ax.grid(False)
+            fig.colorbar(image, ax=ax, label="log₁₀ final cost (best per cell)")
+            ax.set_title(f"{a} × {b}")
+            fig.tight_layout()
+            out.append((f"heatmap_{a}_{b}.png", fig, f"Final cost over {a} × {b} (the best run "
+                        f"of each cell, log scale)."))
+            break
+    return out
+
+
+__all__ = ["Range", "Trial", "parse_space", "read_space", "grid", "random_configs", "rank",
+           "run_vectorized", "run_optuna", "study_trials", "fit_command", "table", "figures",
+           "storage", "METHODS"]

@@ -1,0 +1,332 @@
+"""Many configurations of one small network trained at once, in one batched computation.
+
+C configurations that share the network, its initialization, the data, the mini-batch size and
+the mini-batch order (``seed``) but differ in α, β, β₁, β₂, ε and the decay schedule are trained
+together: their parameters are stacked into one flat buffer ``W`` of shape (C, n) — row c holds
+every parameter of configuration c, as the optimizers' flat path holds them for one — and so
+are the gradients ``dW`` and the moments ``v``, ``S``. Each mini-batch step is then
+
+1. one forward and backward pass for all C networks: batched matrix products for a gdlab
+   :class:`~gdlab.models.MLP` (``path="mlp"``), or ``torch.func.vmap`` of
+   ``grad(functional_call(model, ...))`` over the rows of ``W`` for any other module
+   (``path="vmap"``);
+2. one call of the update rule of :mod:`gdlab.optim.rules` on the whole (C, n) buffers, with
+   the hyperparameters as (C, 1) tensors: α, β, β₁, β₂, ε and the bias corrections 1-β^t
+   (:func:`gdlab.ewa.bias_correction`). The rule is the same code the optimizers run.
+
+The result is what C separate :func:`gdlab.fit` runs with the same seed give (to float
+rounding), in about the time of one or two of them for the course's [2, 5, 2, 1] network.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .._checks import check_positive_int
+from ..data import minibatches, shuffled_order
+from ..ewa import bias_correction
+from ..losses import binary_cross_entropy, cross_entropy, default_loss, squared_error
+from ..models import MLP
+from ..optim import OPTIMIZERS
+from ..schedules import constant, parse_schedule
+from ..train import SMALL_STEP, History, _check_labels, _prepare_data, _torch_threads
+
+#: the numeric hyperparameters each optimizer's rule takes besides α, and the options that
+#: must be the same for every configuration trained together
+NUMERIC = {"gd": (), "momentum": ("beta",), "rmsprop": ("beta2", "eps"),
+           "adam": ("beta1", "beta2", "eps")}
+OPTIONS = {"gd": (), "momentum": ("form",), "rmsprop": ("bias_correction",), "adam": ()}
+PATHS = ("auto", "mlp", "vmap")
+
+
+def defaults(optimizer: str) -> dict:
+    """The optimizer class's default hyperparameters (lr excluded)."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+    parameters = inspect.signature(OPTIMIZERS[optimizer]).parameters
+    return {name: parameters[name].default
+            for name in NUMERIC[optimizer] + OPTIONS[optimizer]}
+
+
+def check_config(config: dict) -> dict:
+    """A configuration {"optimizer", "lr", its hyperparameters, "schedule"} completed with the
+    optimizer's defaults and checked by the optimizer class itself (ValueError if bad)."""
+    config = dict(config)
+    name = config.get("optimizer", "adam")
+    full = {"optimizer": name, "lr": config.get("lr"), **defaults(name),
+            "schedule": config.get("schedule")}
+    allowed = set(full)
+    unknown = sorted(set(config) - allowed - {"batch_size"})
+    if unknown:
+        raise ValueError(f"{name} takes {', '.join(sorted(allowed))}; got {', '.join(unknown)}")
+    full.update({k: v for k, v in config.items() if k != "batch_size" and v is not None})
+    if full["lr"] is None:
+        raise ValueError(f"configuration {config!r} needs lr (α > 0)")
+    hyper = {k: full[k] for k in NUMERIC[name] + OPTIONS[name]}
+    OPTIMIZERS[name]([torch.zeros(1, requires_grad=True)], lr=full["lr"], **hyper)  # checks
+    if full["schedule"] is not None:
+        parse_schedule(full["schedule"], full["lr"])
+    return full
+
+
+class VectorizedFit:
+    """C configurations of ``model`` trained at once; see the module's docstring.
+
+    ``configs``: dicts with "optimizer" (the same for all), "lr", the optimizer's
+    hyperparameters (missing ones take the optimizer's defaults) and "schedule" (None or a
+    string such as ``"inverse_time:decay_rate=1"``). ``epochs``, ``batch_size``, ``seed`` and
+    ``loss`` mean what they mean for :func:`gdlab.fit`; every configuration starts from
+    ``model``'s parameters and sees the mini-batches in the same order.
+    """
+
+    def __init__(self, model, X, Y, configs, *, epochs, batch_size=64, seed=None, loss=None,
+                 path="auto"):
+        self.configs = [check_config(c) for c in configs]
+        if not self.configs:
+            raise ValueError("configs must hold at least one configuration, got none")
+        kinds = {(c["optimizer"],) + tuple(c[o] for o in OPTIONS[c["optimizer"]])
+                 for c in self.configs}
+        if len(kinds) != 1:
+            raise ValueError(f"configurations trained together must share the optimizer and "
+                             f"its options (form, bias_correction); got {sorted(kinds)}")
+        self.optimizer = self.configs[0]["optimizer"]
+        self.epochs = check_positive_int("epochs", epochs)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.model = model
+        self.X, self.Y = _prepare_data(model, X, Y)
+        if self.batch_size > self.m:
+            raise ValueError(f"batch_size must be at most m = {self.m} (the number of "
+                             f"examples), got {batch_size}")
+        if path not in PATHS:
+            raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
+        if loss is None:
+            _check_labels(model, self.Y)
+            forward, loss = default_loss(model)
+        else:
+            forward = model
+        if path == "auto":
+            path = "mlp" if isinstance(model, MLP) and forward == model.logits else "vmap"
+        if path == "mlp" and not (isinstance(model, MLP) and forward == model.logits):
+            raise ValueError("path='mlp' needs a gdlab MLP trained on its default cost; use "
+                             "path='vmap' for other models or costs")
+        self.path, self.loss = path, loss
+        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+
+        named = [(name, p) for name, p in model.named_parameters()]
+        self.names = [name for name, _ in named]
+        self.shapes = [p.shape for _, p in named]
+        self.bounds, start = [], 0
+        for _, p in named:
+            self.bounds.append((start, start + p.numel()))
+            start += p.numel()
+        C, dtype, device = len(self.configs), named[0][1].dtype, named[0][1].device
+        flat = torch.cat([p.detach().reshape(-1) for _, p in named])
+        self.W = flat.expand(C, -1).clone()  # row c: every parameter of configuration c
+        rule_moments = {"gd": (), "momentum": ("v",), "rmsprop": ("S",), "adam": ("v", "S")}
+        self.moments = {name: torch.zeros_like(self.W) for name in rule_moments[self.optimizer]}
+        self.rule = OPTIMIZERS[self.optimizer].rule
+
+        def column(name):
+            return torch.tensor([float(c[name]) for c in self.configs], dtype=torch.float64,
+                                device=device).view(C, 1)
+
+        self.dtype, self.device = dtype, device
+        self.numeric = {name: column(name) for name in NUMERIC[self.optimizer]}
+        self.options = {name: self.configs[0][name] for name in OPTIONS[self.optimizer]}
+        self.schedules = [parse_schedule(c["schedule"], c["lr"]) if c["schedule"]
+                          else constant(c["lr"]) for c in self.configs]
+        self.per_step = any(getattr(s, "per_step", False) for s in self.schedules)
+        self.lr = column("lr").to(dtype)
+        self.histories = [History() for _ in self.configs]
+        self.epoch_num, self.t = 0, 0
+        self._gradient = self._mlp_gradient if path == "mlp" else self._vmap_gradient()
+
+    @property
+    def m(self) -> int:
+        return self.X.shape[0]
+
+    # --- the gradient of C networks at once ----------------------------------------------------
+
+    def _views(self, w):
+        """The parameters of row(s) ``w`` (shape (..., n)) as tensors of their own shapes."""
+        lead = w.shape[:-1]
+        return [w[..., a:b].view(*lead, *shape) for (a, b), shape in zip(self.bounds,
+                                                                          self.shapes, strict=True)]
+
+    def _mlp_gradient(self, X_t, Y_t):
+        """(dW, costs): dW (C, n) and J^{t} of each configuration, by batched matrix products."""
+        W = self.W.detach().requires_grad_()
+        views = self._views(W)
+        a = X_t
+        activation, layers = self.model.activation, len(views) // 2
+        for layer in range(layers):
+            weight, bias = views[2 * layer], views[2 * layer + 1]
+            if layer == 0:
+                z = torch.matmul(a, weight.transpose(1, 2)) + bias.unsqueeze(1)
+            else:
+                z = torch.baddbmm(bias.unsqueeze(1), a, weight.transpose(1, 2))
+            a = activation(z) if layer < layers - 1 else z
+        costs = _per_row_cost(self.loss, z, Y_t)
+        (dW,) = torch.autograd.grad(costs.sum(), W)
+        return dW, costs.detach()
+
+    def _vmap_gradient(self):
+        from torch.func import functional_call, grad_and_value, vmap
+
+        module, loss = self.model, self.loss
+        forward_is_logits = isinstance(module, MLP) and default_loss(module)[0] == module.logits
+        if forward_is_logits:
+            module = _Logits(module)
+        prefix = "model." if forward_is_logits else ""
+        names = [prefix + n for n in self.names]
+
+        def cost(w, X_t, Y_t):
+            params = dict(zip(names, self._views(w), strict=True))
+            return loss(functional_call(module, params, (X_t,)), Y_t)
+
+        batched = vmap(grad_and_value(cost), in_dims=(0, None, None))
+        return lambda X_t, Y_t: batched(self.W, X_t, Y_t)
+
+    # --- training ------------------------------------------------------------------------------
+
+    def _set_lr(self, t=None) -> None:
+        lrs = [s(self.epoch_num, t) for s in self.schedules]
+        self.lr = torch.tensor(lrs, dtype=torch.float64, device=self.device).view(-1, 1).to(
+            self.dtype)
+
+    def _hyperparameters(self) -> dict:
+        """The rule's keyword arguments for step t: (C, 1) tensors in the buffers' dtype."""
+        hyper = {"lr": self.lr, **self.options}
+        for name, column in self.numeric.items():
+            hyper[name] = column.to(self.dtype)
+        t = self.t
+        if self.optimizer == "adam":
+            hyper["v_correction"] = bias_correction(self.numeric["beta1"], t).to(self.dtype)
+            hyper["S_correction"] = bias_correction(self.numeric["beta2"], t).to(self.dtype)
+        elif self.optimizer == "rmsprop":
+            correction = self.options["bias_correction"]
+            hyper.pop("bias_correction")
+            hyper["S_correction"] = bias_correction(self.numeric["beta2"], t).to(
+                self.dtype) if correction else None
+        return hyper
+
+    def run_epoch(self) -> torch.Tensor:
+        """One epoch for every configuration; returns the C epoch costs."""
+        self.epoch_num += 1
+        fixed = all(type(s) is constant for s in self.schedules)
+        if self.per_step:
+            self._set_lr(self.t + 1)  # as fit: α of the epoch's first mini-batch
+        elif not fixed:
+            self._set_lr()
+        lrs = self.lr.double().reshape(-1).tolist()
+        for history, lr in zip(self.histories, lrs, strict=True):
+            history.lrs.append(lr)
+        order = shuffled_order(self.m, self.generator, self.X.device)
+        costs, rule, moments = [], self.rule, tuple(self.moments.values())
+        hyper = self._hyperparameters()
+        for X_t, Y_t in minibatches(self.X, self.Y, self.batch_size, order=order):
+            self.t += 1
+            if self.per_step:
+                self._set_lr(self.t)
+            if self.optimizer in ("adam", "rmsprop") or self.per_step:
+                hyper = self._hyperparameters()
+            dW, cost = self._gradient(X_t, Y_t)
+            with torch.no_grad():
+                rule(self.W, dW, *moments, **hyper)
+            costs.append(cost)
+        costs = torch.stack(costs).double().cpu()  # (steps, C)
+        sizes = torch.full((costs.shape[0], 1), float(self.batch_size), dtype=torch.float64)
+        sizes[-1] = self.m - self.batch_size * (costs.shape[0] - 1)
+        epoch_costs = (costs * sizes).sum(0) / self.m
+        for c, history in enumerate(self.histories):
+            history.costs.extend(costs[:, c].tolist())
+            history.epoch_costs.append(float(epoch_costs[c]))
+            observe = getattr(self.schedules[c], "observe", None)
+            if observe is not None:
+                observe(float(epoch_costs[c]))
+        return epoch_costs
+
+    def run(self, callbacks=()) -> list[History]:
+        """Train every configuration for ``epochs``; returns their histories in order.
+        ``callbacks(vfit)`` run after each epoch; one may call :meth:`stop`."""
+        C, n = self.W.shape
+        threads = 1 if self.device.type == "cpu" and C * n * self.batch_size < SMALL_STEP \
+            else None
+        self._stop = False
+        with _torch_threads(threads):
+            start = time.perf_counter()
+            while self.epoch_num < self.epochs and not self._stop:
+                self.run_epoch()
+                elapsed = time.perf_counter() - start
+                for history in self.histories:
+                    history.times.append(elapsed)
+                for callback in callbacks:
+                    callback(self)
+        return self.histories
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def models(self) -> list:
+        """Each configuration's trained network, as a copy of ``model``."""
+        out = []
+        for c in range(len(self.configs)):
+            model = copy.deepcopy(self.model)
+            with torch.no_grad():
+                for p, view in zip(model.parameters(), self._views(self.W[c]), strict=True):
+                    p.copy_(view)
+            out.append(model)
+        return out
+
+
+class _Logits(torch.nn.Module):
+    """An MLP whose forward returns its logits z^[L] (what its default cost takes)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.logits(x)
+
+
+def _per_row_cost(loss, z, Y_t):
+    """J^{t} of each of the C networks from their outputs z of shape (C, batch, n_y): the
+    same means as the losses of :mod:`gdlab.losses` take over one network's outputs."""
+    C = z.shape[0]
+    if loss is binary_cross_entropy:
+        target = Y_t.reshape(z.shape[1:]).to(z.dtype).expand_as(z)
+        return F.binary_cross_entropy_with_logits(z, target, reduction="none").reshape(
+            C, -1).mean(1)
+    if loss is cross_entropy:
+        labels = Y_t.reshape(-1).long().repeat(C)
+        return F.cross_entropy(z.reshape(-1, z.shape[-1]), labels, reduction="none").view(
+            C, -1).mean(1)
+    if loss is squared_error:
+        target = Y_t.reshape(z.shape[1:]).to(z.dtype).expand_as(z)
+        return F.mse_loss(z, target, reduction="none").reshape(C, -1).mean(1)
+    raise ValueError("path='mlp' takes the default costs of gdlab's MLP; use path='vmap'")
+
+
+def fit_many(model, X, Y, configs, *, epochs, batch_size=64, seed=None, loss=None,
+             path="auto", callbacks=()):
+    """Train every configuration in ``configs`` from ``model``'s parameters, vectorized:
+    returns (histories, models) in the order of ``configs``. Configurations with different
+    optimizers (or momentum forms) are trained in one batch per optimizer."""
+    configs = [check_config(c) for c in configs]
+    groups: dict = {}
+    for index, c in enumerate(configs):
+        key = (c["optimizer"],) + tuple(c[o] for o in OPTIONS[c["optimizer"]])
+        groups.setdefault(key, []).append(index)
+    histories, models = [None] * len(configs), [None] * len(configs)
+    for indices in groups.values():
+        run = VectorizedFit(model, X, Y, [configs[i] for i in indices], epochs=epochs,
+                            batch_size=batch_size, seed=seed, loss=loss, path=path)
+        for i, history, trained in zip(indices, run.run(callbacks), run.models(), strict=True):
+            histories[i], models[i] = history, trained
+    return histories, models

@@ -1,0 +1,94 @@
+"""gdlab sweep: search spaces, ranking, the best command line, and a shared Optuna study."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from gdlab.cli import main
+from gdlab.lab import sweep
+
+
+def test_parse_space_ranges_lists_and_powers_of_two():
+    space = sweep.parse_space({"lr": "1e-3:1e-1", "beta1": "0.8,0.9", "batch_size": "16:64",
+                               "optimizer": "adam,momentum"})
+    assert space["lr"] == sweep.Range(1e-3, 1e-1)
+    assert space["beta1"] == [0.8, 0.9] and space["batch_size"] == [16, 32, 64]
+    with pytest.raises(ValueError, match="β must be in"):
+        sweep.parse_dimension("beta2", "0.9:1.5")
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+        sweep.parse_dimension("optimizer", "sgd")
+
+
+def test_grid_points_on_the_log_scales():
+    space = sweep.parse_space({"lr": "1e-3:1e-1", "beta": "0.9:0.999", "optimizer": "momentum"})
+    configs = sweep.grid(space, points=3)
+    assert sorted({c["lr"] for c in configs}) == pytest.approx([1e-3, 1e-2, 1e-1])
+    assert sorted({c["beta"] for c in configs}) == pytest.approx([0.9, 0.99, 0.999])
+    assert len(configs) == 9
+
+
+def test_rank_puts_diverged_and_pruned_last():
+    trials = [sweep.Trial({"lr": 1}, math.inf), sweep.Trial({"lr": 2}, 0.5),
+              sweep.Trial({"lr": 3}, 0.1, state="pruned"), sweep.Trial({"lr": 4}, 0.2)]
+    assert [t.config["lr"] for t in sweep.rank(trials)] == [4, 2, 1, 3]
+
+
+def test_read_space_from_toml_and_yaml(tmp_path):
+    (tmp_path / "s.toml").write_text('lr = {low = 1e-3, high = 1e-1}\nbeta1 = [0.8, 0.9]\n'
+                                     'batch-size = "16:32"\nepochs = 5\n')
+    (tmp_path / "s.yaml").write_text("lr: 1e-3:1e-1\nbeta1: [0.8, 0.9]\nbatch_size: [16, 32]\n")
+    for name in ("s.toml", "s.yaml"):
+        items, _ = sweep.read_space(tmp_path / name)
+        space = sweep.parse_space(items)
+        assert space["lr"] == sweep.Range(1e-3, 1e-1) and space["batch_size"] == [16, 32]
+
+
+def test_cli_grid_ranks_and_its_best_command_reproduces(tmp_path, capsys):
+    out = tmp_path / "sw"
+    assert main(["sweep", "--layers", "2,5,2,1", "--method", "grid", "--lr", "1e-3:1e-1",
+                 "--beta1", "0.8,0.9", "--batch-size", "32,64", "--epochs", "3",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    lines = (out / "results.csv").read_text().splitlines()[1:]
+    costs = [float(line.split(",")[3]) for line in lines]
+    assert len(costs) == 12 and costs == sorted(costs)
+    command = text.strip().splitlines()[-1]
+    assert command.startswith("gdlab fit ") and "--batch-size" in command
+    for name in ("report.html", "alpha_vs_cost.png", "config.json"):
+        assert (out / name).exists()
+    argv = command.split()[1:]
+    argv[argv.index("--out") + 1] = str(tmp_path / "best")
+    assert main(argv + ["-q"]) == 0
+    assert f"final cost {costs[0]:.6f}" in capsys.readouterr().out
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    common = ["-m", "gdlab.cli", "sweep", "--layers", "2,5,2,1", "--lr", "1e-3:1e-1",
+              "--beta1", "0.8:0.95", "--epochs", "2", "--trials", "3", "--study", "shared",
+              "--storage", url, "--no-prune"]
+    workers = [subprocess.Popen([sys.executable, *common, "--out", str(tmp_path / f"w{i}")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i in range(2)]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    study = optuna.load_study(study_name="shared", storage=url)
+    trials = study.get_trials()
+    assert len(trials) == 6 and sorted(t.number for t in trials) == list(range(6))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    best = study.best_trial
+    again = sweep.study_trials(study)[0]
+    assert again.number == best.number and again.final_cost == best.value
+    # a worker joining afterwards sees every trial and names the same best (unless its own
+    # new trial is better still)
+    joined = subprocess.run([sys.executable, *common[:common.index("--trials")], "--trials", "1",
+                             *common[common.index("--trials") + 2:], "--out",
+                             str(tmp_path / "w2")], capture_output=True, text=True, timeout=300)
+    assert joined.returncode == 0, joined.stderr
+    assert "7 finished trials" in joined.stdout
+    study = optuna.load_study(study_name="shared", storage=url)
+    assert f"final cost {study.best_value:.6f}" in joined.stdout
+    assert study.best_value <= best.value

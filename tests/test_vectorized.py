@@ -1,0 +1,90 @@
+"""The vectorized trainer equals separate gdlab.fit runs (same init, same mini-batch order)."""
+
+import copy
+
+import pytest
+import torch
+
+import gdlab
+from gdlab.lab.vectorized import VectorizedFit, fit_many
+from gdlab.schedules import parse_schedule
+
+EPOCHS = 4
+
+
+@pytest.fixture(scope="module")
+def data():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(150, 2, generator=g, dtype=torch.float64)
+    Y = ((X[:, :1] * X[:, 1:]) > 0).double()
+    torch.manual_seed(1)
+    model = gdlab.MLP([2, 5, 2, 1]).double()
+    return model, X, Y
+
+
+CONFIGS = [
+    {"optimizer": "adam", "lr": 0.01, "beta1": 0.9, "beta2": 0.999},
+    {"optimizer": "adam", "lr": 0.003, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6},
+    {"optimizer": "adam", "lr": 0.02, "schedule": "inverse_time:decay_rate=1"},
+    {"optimizer": "momentum", "lr": 0.1, "beta": 0.9},
+    {"optimizer": "momentum", "lr": 0.05, "beta": 0.5, "schedule": "exponential"},
+    {"optimizer": "rmsprop", "lr": 0.01, "beta2": 0.9},
+    {"optimizer": "gd", "lr": 0.2},
+    {"optimizer": "gd", "lr": 0.1, "schedule": "inverse_sqrt:per=step"},
+]
+
+
+def _sequential(model, X, Y, config, batch_size, seed):
+    net = copy.deepcopy(model)
+    hyper = {k: v for k, v in config.items() if k not in ("optimizer", "lr", "schedule")}
+    opt = gdlab.optim.OPTIMIZERS[config["optimizer"]](net.parameters(), lr=config["lr"], **hyper)
+    schedule = parse_schedule(config["schedule"], config["lr"]) if config.get("schedule") \
+        else None
+    history = gdlab.fit(net, X, Y, opt, epochs=EPOCHS, batch_size=batch_size, seed=seed,
+                        schedule=schedule, progress=False)
+    return history, net
+
+
+@pytest.mark.parametrize("path", ["mlp", "vmap"])
+def test_equals_separate_fit_runs(data, path):
+    model, X, Y = data
+    histories, models = fit_many(model, X, Y, CONFIGS, epochs=EPOCHS, batch_size=32, seed=7,
+                                 path=path)
+    for config, history, trained in zip(CONFIGS, histories, models, strict=True):
+        ref, net = _sequential(model, X, Y, config, 32, 7)
+        assert len(history.costs) == len(ref.costs) == EPOCHS * 5
+        torch.testing.assert_close(torch.tensor(history.costs), torch.tensor(ref.costs),
+                                   rtol=0, atol=1e-10)
+        torch.testing.assert_close(torch.tensor(history.epoch_costs),
+                                   torch.tensor(ref.epoch_costs), rtol=0, atol=1e-10)
+        assert history.lrs == pytest.approx(ref.lrs, rel=1e-12)
+        for p, q in zip(trained.parameters(), net.parameters(), strict=True):
+            torch.testing.assert_close(p.detach(), q.detach(), rtol=0, atol=1e-10)
+
+
+def test_softmax_output_equals_fit():
+    g = torch.Generator().manual_seed(2)
+    X = torch.randn(60, 3, generator=g, dtype=torch.float64)
+    Y = torch.randint(0, 3, (60,), generator=g)
+    torch.manual_seed(0)
+    model = gdlab.MLP([3, 4, 3], output="softmax").double()
+    configs = [{"optimizer": "adam", "lr": lr} for lr in (0.01, 0.03)]
+    histories, _ = fit_many(model, X, Y, configs, epochs=EPOCHS, batch_size=16, seed=1)
+    for config, history in zip(configs, histories, strict=True):
+        ref, _ = _sequential(model, X, Y, config, 16, 1)
+        torch.testing.assert_close(torch.tensor(history.costs), torch.tensor(ref.costs),
+                                   rtol=0, atol=1e-10)
+
+
+def test_mixed_optimizers_in_one_group_are_refused(data):
+    model, X, Y = data
+    with pytest.raises(ValueError, match="share the optimizer"):
+        VectorizedFit(model, X, Y, [CONFIGS[0], CONFIGS[3]], epochs=1)
+
+
+def test_bad_hyperparameter_is_refused_by_the_optimizer(data):
+    model, X, Y = data
+    with pytest.raises(ValueError, match="beta1"):
+        VectorizedFit(model, X, Y, [{"optimizer": "adam", "lr": 0.1, "beta1": 1.5}], epochs=1)
+    with pytest.raises(ValueError, match="takes"):
+        VectorizedFit(model, X, Y, [{"optimizer": "gd", "lr": 0.1, "beta": 0.9}], epochs=1)
