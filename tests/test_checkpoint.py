@@ -373,17 +373,3 @@ def test_history_metrics_round_trip():
     again = History.from_state_dict(history.state_dict())
     assert again == history and again.metrics is not history.metrics
 
-
-def test_the_python_examples_of_docs_reliability_run(tmp_path, monkeypatch, capsys):
-    import re
-    from pathlib import Path
-
-    text = (Path(__file__).parent.parent / "docs" / "reliability.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert len(blocks) >= 3
-    monkeypatch.chdir(tmp_path)
-    for block in blocks:
-        exec(compile(block, "docs/reliability.md", "exec"), {})
-    out = capsys.readouterr().out
-    assert "checkpoint.pt epoch 30 t 240" in out
-    assert "1 2.0 0" in out and "[(1, 2.0, 1.0), (1, 1.0, 0.5), (1, 0.5, 0.25)]" in out
