@@ -229,6 +229,24 @@ def storage(url: str):
     return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
+def _open_study(url: str, attempts: int = 10, **kwargs):
+    """Create or join the study. Workers that start together on a new database race to
+    create its tables; the loser gets a database error and simply tries again."""
+    import random
+    import time
+
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(storage=storage(url), load_if_exists=True, **kwargs)
+        except (SQLAlchemyError, optuna.exceptions.DuplicatedStudyError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 + random.random() * 0.5)
+
+
 def run_optuna(model, X, Y, space: dict, *, trials: int, epochs: int, study: str,
                storage_url: str, seed: int | None = 0, batch_size: int = 64,
                prune: bool = True):
@@ -248,9 +266,8 @@ def run_optuna(model, X, Y, space: dict, *, trials: int, epochs: int, study: str
     pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=max(1, epochs // 5)) \
         if prune else optuna.pruners.NopPruner()
     sampler = optuna.samplers.TPESampler(seed=seed)
-    the_study = optuna.create_study(study_name=study, storage=storage(storage_url),
-                                    sampler=sampler, pruner=pruner, direction="minimize",
-                                    load_if_exists=True)
+    the_study = _open_study(storage_url, study_name=study, sampler=sampler, pruner=pruner,
+                            direction="minimize")
 
     def objective(trial):
         values = {}
