@@ -34,16 +34,16 @@ def main() -> None:
     sections.append("## 3. Course-sized network\n\n"
                     + course_numpy.table(course_numpy.run(repeats=max(3, args.repeats // 2))))
     print(sections[-1], flush=True)
-    sections.append("## 5. Vectorized sweep (32 configurations at once)\n\n"
+    sections.append("## 4. Vectorized sweep (32 configurations at once)\n\n"
                     + vectorized.table(vectorized.run(repeats=max(3, args.repeats // 2))))
     print(sections[-1], flush=True)
     if torch.cuda.is_available():
         gpu_rows, gpu_extra = step.run("cuda", repeats=args.repeats, methods=("adam",),
                                        layouts=("gpu: 8 × 16M",))
-        sections.append(f"## 4. GPU ({torch.cuda.get_device_name()})\n\n"
+        sections.append(f"## 5. GPU ({torch.cuda.get_device_name()})\n\n"
                         + step.table(gpu_rows, gpu_extra))
     else:
-        sections.append("## 4. GPU\n\nNo CUDA device here: skipped.")
+        sections.append("## 5. GPU\n\nNo CUDA device here: skipped.")
     print(sections[-1])
     print(f"\n({time.perf_counter() - start:.0f} s)")
     if args.write:
