@@ -58,6 +58,8 @@ def test_cli_grid_ranks_and_its_best_command_reproduces(tmp_path, capsys):
     assert command.startswith("gdlab fit ") and "--batch-size" in command
     for name in ("report.html", "alpha_vs_cost.png", "config.json"):
         assert (out / name).exists()
+    page = (out / "report.html").read_text()
+    assert 'alt="alpha vs cost"' in page and 'alt="heatmap beta1 lr"' in page
     argv = command.split()[1:]
     argv[argv.index("--out") + 1] = str(tmp_path / "best")
     assert main(argv + ["-q"]) == 0

@@ -147,8 +147,7 @@ def cmd_sweep(args) -> None:
                                 "method": args.method, "seed": args.seed,
                                 "best": best.config, "best_cost": best.final_cost,
                                 "best_command": command})
-    for name, fig, _ in sweep.figures(trials):
-        fig.savefig(out / name, dpi=120)
+    sweep_figures = sweep.figures(trials)
     top = [t for t in trials[:args.top] if t.history is not None and
            math.isfinite(t.final_cost)]
     if top:
@@ -166,8 +165,12 @@ def cmd_sweep(args) -> None:
                               f"{len(trials)} on {dataset.name}",
                               config={"data": args.data, "layers": layers,
                                       "epochs": args.epochs, "seed": args.seed,
-                                      "method": args.method})
+                                      "method": args.method},
+                              extra_figures=sweep_figures)
         print(f"report: {report}")
+    else:
+        for name, fig, _ in sweep_figures:
+            fig.savefig(out / name, dpi=120)
     print(f"best: final cost {best.final_cost:.6f}\n{command}")
 
 

@@ -31,21 +31,29 @@ def minibatches(X, Y, batch_size: int = 64, shuffle: bool = True, seed: int | No
     batch_size = m gives batch gradient descent, 1 gives stochastic gradient descent. Rows are
     gathered once per epoch with one indexing operation on the tensors' own device. The same
     ``seed`` gives the same order; ``order`` (a permutation of range(m)) fixes it explicitly.
+    X and Y may be :class:`gdlab.memmap.MemmapArray` (``.npy`` on disk): then each mini-batch
+    reads only its own rows, sorted within the mini-batch (docs/scaling.md).
     """
-    X, Y = _as_tensor(X, "X"), _as_tensor(Y, "Y")
+    from .memmap import is_lazy
+
+    lazy = is_lazy(X) or is_lazy(Y)
+    X, Y = (a if is_lazy(a) else _as_tensor(a, name) for a, name in ((X, "X"), (Y, "Y")))
     m = X.shape[0]
     if Y.shape[0] != m:
         raise ValueError(f"X and Y must have the same number of rows (examples), "
                          f"got {m} and {Y.shape[0]}")
     check_positive_int("batch_size", batch_size)
     if order is not None:
-        order = torch.as_tensor(order, device=X.device)
+        order = torch.as_tensor(order, device=None if lazy else X.device)
         if order.shape != (m,):
             raise ValueError(f"order must be a permutation of range({m}), got shape "
                              f"{tuple(order.shape)}")
     elif shuffle:
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        order = shuffled_order(m, generator, X.device)
+        order = shuffled_order(m, generator, None if lazy else X.device)
+    if lazy:
+        return _gathered_batches(X, Y, batch_size, order if order is not None else
+                                 torch.arange(m))
     if order is not None:
         X, Y = X[order], Y[order]
     return _batches(X, Y, batch_size)
@@ -55,3 +63,11 @@ def _batches(X, Y, batch_size):
     # a separate generator so that minibatches() checks its arguments when called
     for start in range(0, X.shape[0], batch_size):
         yield X[start:start + batch_size], Y[start:start + batch_size]
+
+
+def _gathered_batches(X, Y, batch_size, order):
+    """Mini-batches of arrays read on demand (:class:`gdlab.memmap.MemmapArray`): each one
+    gathers only its rows, sorted within the mini-batch."""
+    for start in range(0, order.shape[0], batch_size):
+        rows = order[start:start + batch_size].sort().values
+        yield X[rows], Y[rows]

@@ -38,7 +38,7 @@ __all__ = ["write_report", "write_figures_report", "DEFAULT_BETA"]
 
 
 def write_report(out_dir, runs, dataset, *, title: str = "gdlab compare", config=None,
-                 beta: float = DEFAULT_BETA) -> Path:
+                 beta: float = DEFAULT_BETA, extra_figures=()) -> Path:
     """Write the report of ``runs`` (a list of :class:`gdlab.lab.runs.RunResult`) trained on
     ``dataset`` (a :class:`gdlab.datasets.Dataset`) into ``out_dir`` (created if needed) and
     return the path of its ``report.html``.
@@ -51,7 +51,8 @@ def write_report(out_dir, runs, dataset, *, title: str = "gdlab compare", config
 
     ``config`` (a dict: data, network, epochs, batch size, seed, ...) is summarised at the
     top; without it, the settings every run's ``config`` shares are. Settings that differ
-    between runs appear in the results table.
+    between runs appear in the results table. ``extra_figures`` — (file name, Figure, caption)
+    — are saved and shown after the standard figures (e.g. a sweep's α against cost).
     """
     runs = list(runs)
     if not runs:
@@ -62,8 +63,9 @@ def write_report(out_dir, runs, dataset, *, title: str = "gdlab compare", config
     smoothed = [ewa(_floats(run.history.costs), beta, bias_correction=True) for run in runs]
 
     pictures = []
-    for name, make, caption in _figure_plan(runs, dataset, beta, smoothed):
-        fig = make()
+    planned = [(name, make(), caption)
+               for name, make, caption in _figure_plan(runs, dataset, beta, smoothed)]
+    for name, fig, caption in [*planned, *extra_figures]:
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=DPI)
         png = buffer.getvalue()
