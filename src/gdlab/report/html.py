@@ -672,7 +672,7 @@ raw <var>J</var><sup>{{<var>t</var>}}</sup></label>
 </section>
 """
 
-_TEMPLATE = """<!DOCTYPE html>
+_HEAD = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -687,7 +687,23 @@ _TEMPLATE = """<!DOCTYPE html>
 <p class="sub">{subtitle}</p>
 </header>
 <main>
-<section id="setup">
+"""
+
+_TAIL = """<section id="figures">
+<h2>Figures</h2>
+{figures}
+</section>
+{explore}
+</main>
+<footer>Made by gdlab {version}. This page is self-contained: it works offline and loads
+nothing from the network.</footer>
+<script type="application/json" id="gdlab-data">{data}</script>
+<script>{js}</script>
+</body>
+</html>
+"""
+
+_TEMPLATE = _HEAD + """<section id="setup">
 <h2>Setup</h2>
 <dl class="setup">
 {setup}
@@ -702,19 +718,7 @@ _TEMPLATE = """<!DOCTYPE html>
 wall-clock training time. Data: <a href="history.csv">history.csv</a> (per epoch),
 <a href="minibatch_costs.csv">minibatch_costs.csv</a> (per mini-batch).</p>
 </section>
-<section id="figures">
-<h2>Figures</h2>
-{figures}
-</section>
-{explore}
-</main>
-<footer>Made by gdlab {version}. This page is self-contained: it works offline and loads
-nothing from the network.</footer>
-<script type="application/json" id="gdlab-data">{data}</script>
-<script>{js}</script>
-</body>
-</html>
-"""
+""" + _TAIL
 
 
 # ---------------------------------------------------------------------------- gdlab figures
@@ -744,9 +748,11 @@ def write_figures_report(out_dir, pictures, runs, *, title: str = "gdlab figures
             f'alt="{escape(stem.replace("_", " "))}"><figcaption>{caption} '
             f'<span class="file">({escape(name)})</span></figcaption></figure>')
     runs = list(runs)
+    generated = escape(datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
     page = _FIGURES_TEMPLATE.format(
         title=escape(str(title)), version=escape(__version__),
-        generated=escape(datetime.datetime.now().strftime("%Y-%m-%d %H:%M")),
+        subtitle=("Every figure is computed by gdlab's own optimizers, schedules, mini-batches "
+                  f"and exponentially weighted averages, seeded · generated {generated}"),
         figures="\n".join(figures_html),
         explore=_EXPLORE.format(beta=f"{beta:g}") if runs else "",
         data=_data_json(runs, beta) if runs else '{"beta":0.9,"runs":[]}',
@@ -756,32 +762,4 @@ def write_figures_report(out_dir, pictures, runs, *, title: str = "gdlab figures
     return path
 
 
-_FIGURES_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="gdlab {version}">
-<title>{title}</title>
-<style>{css}</style>
-</head>
-<body>
-<header>
-<h1>{title}</h1>
-<p class="sub">Every figure is computed by gdlab's own optimizers, schedules, mini-batches and
-exponentially weighted averages, seeded · generated {generated}</p>
-</header>
-<main>
-<section id="figures">
-<h2>Figures</h2>
-{figures}
-</section>
-{explore}
-</main>
-<footer>Made by gdlab {version}. This page is self-contained: it works offline and loads
-nothing from the network.</footer>
-<script type="application/json" id="gdlab-data">{data}</script>
-<script>{js}</script>
-</body>
-</html>
-"""
+_FIGURES_TEMPLATE = _HEAD + _TAIL
