@@ -4,11 +4,12 @@ Mini-batch gradient descent, exponentially weighted averages with bias correctio
 RMSProp, Adam and learning-rate decay, as a PyTorch library and a command-line lab.
 """
 
-from . import schedules
+from . import distributed, memmap, schedules
 from .checkpoint import Checkpoint
 from .control import LiveControl, request_lr
 from .data import minibatches
 from .ewa import EWA, bias_correction, ewa, ewa_step
+from .memmap import open_npy
 from .models import MLP
 from .optim import GD, Adam, Momentum, RMSProp
 from .train import Diverged, Fit, History, fit
@@ -17,4 +18,4 @@ __version__ = "0.1.0"
 
 __all__ = ["EWA", "ewa", "ewa_step", "bias_correction", "GD", "Momentum", "RMSProp", "Adam",
            "schedules", "minibatches", "MLP", "fit", "Fit", "History", "Diverged",
-           "Checkpoint", "LiveControl", "request_lr"]
+           "Checkpoint", "LiveControl", "request_lr", "distributed", "memmap", "open_npy"]

@@ -144,7 +144,7 @@ def cmd_compare(args) -> None:
 #: what --resume may change; every other setting comes from the run folder's config.json
 #: (--lr with --resume is a manual change of α, recorded in the history)
 RESUME_OPTIONS = {"resume", "epochs", "quiet", "lr", "checkpoint_every", "on_divergence",
-                  "divergence_factor", "reduce_factor"}
+                  "divergence_factor", "reduce_factor", "nproc", "shard_optimizer_state"}
 #: the optimizers' own hyperparameter options, as --beta, --beta1, --beta2, --eps
 HYPERPARAMETERS = {"gd": (), "momentum": ("beta",), "rmsprop": ("beta2", "eps"),
                    "adam": ("beta1", "beta2", "eps")}
@@ -273,7 +273,37 @@ class _EchoEvents:
         self.seen = len(events)
 
 
+def _fit_worker(argv) -> None:
+    """One worker of ``gdlab fit --nproc N`` (its process group is set up by launch)."""
+    import os
+
+    from .distributed import is_main_process
+
+    if not is_main_process():
+        sys.stdout = open(os.devnull, "w")  # rank 0 prints; every rank reports errors
+    status = main(argv)
+    if status:
+        raise SystemExit(status)
+
+
 def cmd_fit(args) -> None:
+    from . import distributed
+
+    if args.nproc is not None:
+        from ._checks import check_positive_int
+
+        check_positive_int("nproc", args.nproc)
+    if args.nproc and args.nproc > 1 and not distributed.init_from_env():
+        try:
+            distributed.launch(_fit_worker, args.nproc, args.argv)
+        except distributed.LaunchFailed as e:
+            raise RunFailed(f"data-parallel run failed: {e}") from None
+        return
+    distributed.init_from_env()  # under torchrun: this process is one rank
+    _cmd_fit(args, distributed.is_main_process())
+
+
+def _cmd_fit(args, main_rank: bool) -> None:
     import torch
 
     from . import runfolder
@@ -290,7 +320,7 @@ def cmd_fit(args) -> None:
     out = Path(args.resume) if resuming else check_out_dir(args.out, args.force)
     hyper = _check_settings(settings)
     try:
-        status = read_status(out) if out.is_dir() else None
+        status = read_status(out) if out.is_dir() and main_rank else None
     except ValueError:
         status = None
     if status is not None and status["alive"]:
@@ -333,7 +363,8 @@ def cmd_fit(args) -> None:
               on_divergence=settings["on_divergence"],
               divergence_factor=settings["divergence_factor"],
               reduce_factor=settings["reduce_factor"], run_dir=out,
-              checkpoint_every=settings["checkpoint_every"])
+              checkpoint_every=settings["checkpoint_every"],
+              shard_optimizer_state=args.shard_optimizer_state)
     if found is not None:
         try:
             run.load_state_dict(found[0])
@@ -346,7 +377,9 @@ def cmd_fit(args) -> None:
     run.callbacks[:0] = [record_accuracy, _EchoEvents(len(run.history.events))]
     run.callbacks = [c for c in run.callbacks if not isinstance(c, LiveControl)] + [
         c for c in run.callbacks if isinstance(c, LiveControl)]  # status after the others
-    if resuming:
+    if not main_rank:
+        pass  # only rank 0 writes the run folder
+    elif resuming:
         runfolder.write_config(out, config)
     else:
         runfolder.start(out, config)
@@ -375,6 +408,10 @@ def cmd_fit(args) -> None:
         detail = f" ({e})" if str(e) else ""
         raise KeyboardInterrupt(f"interrupted{detail}; checkpoint at epoch {run.epoch_num} "
                                 f"saved; continue with: gdlab fit --resume {out}") from None
+    if not main_rank:
+        if failure is not None:
+            raise RunFailed(failure)
+        return
     try:
         _write_fit_results(out, run, dataset, settings, config, label, failure)
     except KeyboardInterrupt:
@@ -535,6 +572,12 @@ def build_parser() -> Parser:
                    "(default: 10)")
     p.add_argument("--reduce-factor", type=float, default=0.5, metavar="F",
                    help="--on-divergence reduce multiplies α by F (default: 0.5)")
+    p.add_argument("--nproc", type=int, metavar="N", help="data-parallel training in N local "
+                   "processes (torch.distributed; each mini-batch is split across them, the "
+                   "result equals one process); under torchrun, leave it out")
+    p.add_argument("--shard-optimizer-state", action="store_true", help="data-parallel runs: "
+                   "each process keeps its share of the optimizer's moments only "
+                   "(ZeroRedundancyOptimizer)")
     p.set_defaults(run=cmd_fit, parser=p)
 
     p = commands.add_parser("lr", help="change α of a running gdlab fit from its next "
@@ -566,10 +609,11 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_course)
-    from . import cli_figures, cli_tune  # (imported here: they use this module's helpers)
+    from . import cli_data, cli_figures, cli_tune  # (here: they use this module's helpers)
 
     cli_figures.register(commands)  # figures, smooth, landscape, schedule
     cli_tune.register(commands)  # tune, sweep
+    cli_data.register(commands)  # make-data
     return parser
 
 

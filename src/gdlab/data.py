@@ -65,9 +65,27 @@ def _batches(X, Y, batch_size):
         yield X[start:start + batch_size], Y[start:start + batch_size]
 
 
+#: mini-batches read ahead from disk (gdlab.memmap) while the current one trains
+PREFETCH = 2
+
+
 def _gathered_batches(X, Y, batch_size, order):
     """Mini-batches of arrays read on demand (:class:`gdlab.memmap.MemmapArray`): each one
     gathers only its rows, sorted within the mini-batch."""
-    for start in range(0, order.shape[0], batch_size):
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(start):
         rows = order[start:start + batch_size].sort().values
-        yield X[rows], Y[rows]
+        return X[rows], Y[rows]
+
+    starts = iter(range(0, order.shape[0], batch_size))
+    # a reader thread fetches the next mini-batches while this one trains (reads release the GIL)
+    with ThreadPoolExecutor(1, thread_name_prefix="gdlab-read") as pool:
+        queue = deque(pool.submit(read, start) for _, start in zip(range(PREFETCH), starts))
+        while queue:
+            batch = queue.popleft().result()
+            start = next(starts, None)
+            if start is not None:
+                queue.append(pool.submit(read, start))
+            yield batch

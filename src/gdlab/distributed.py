@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import sys
 from datetime import timedelta
 
 import torch
@@ -41,15 +42,15 @@ def env_world_size() -> int:
 def init_from_env(timeout: float | None = None) -> bool:
     """Initialize the default process group from the environment if it names more than one
     process and none is set up yet (gloo on the CPU, nccl with CUDA). True if a group of more
-    than one process is ready."""
+    than one process is ready. With CUDA, CPU tensors still go through gloo."""
     if not dist.is_available():
         return False
     if dist.is_initialized():
         return dist.get_world_size() > 1
     if env_world_size() <= 1:
         return False
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
+    backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+    if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout or DEFAULT_TIMEOUT))
     return True
@@ -136,10 +137,10 @@ class Replicas:
 
 
 def is_sharded(optimizer) -> bool:
-    """True for a ``torch.distributed.optim.ZeroRedundancyOptimizer``."""
-    from torch.distributed.optim import ZeroRedundancyOptimizer
-
-    return isinstance(optimizer, ZeroRedundancyOptimizer)
+    """True for a ``torch.distributed.optim.ZeroRedundancyOptimizer`` (without importing it,
+    which is slow, when nothing has)."""
+    module = sys.modules.get("torch.distributed.optim.zero_redundancy_optimizer")
+    return module is not None and isinstance(optimizer, module.ZeroRedundancyOptimizer)
 
 
 def shard_optimizer_state(optimizer, params=None):

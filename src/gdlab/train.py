@@ -18,6 +18,7 @@ from ._checks import check_positive, check_positive_int
 from .data import minibatches, shuffled_order
 from .ewa import EWA, ewa
 from .losses import default_loss
+from .memmap import is_lazy
 
 
 @dataclass
@@ -124,7 +125,20 @@ class Fit:
     def __init__(self, model, X, Y, optimizer, *, epochs, batch_size=64, loss=None,
                  schedule=None, seed=None, callbacks=(), progress=True, batch_order=None,
                  num_threads=None, on_divergence=None, divergence_factor=10.0,
-                 reduce_factor=0.5, run_dir=None, checkpoint_every=10, resume=False):
+                 reduce_factor=0.5, run_dir=None, checkpoint_every=10, resume=False,
+                 shard_optimizer_state=False):
+        from . import distributed
+
+        self._replicas = None  # data-parallel: the process group's helper (docs/scaling.md)
+        if distributed.init_from_env():
+            self._replicas = distributed.Replicas(model)
+            self._replicas.broadcast_model(model)
+            if shard_optimizer_state:
+                optimizer = distributed.shard_optimizer_state(optimizer)
+            if seed is None:
+                seed = self._replicas.common_seed()  # the same shuffles on every rank
+        self.rank = self._replicas.rank if self._replicas is not None else 0
+        self._sharded = distributed.is_sharded(optimizer)
         self.model, self.optimizer = model, optimizer
         self.epochs = check_positive_int("epochs", epochs)
         self.batch_size = check_positive_int("batch_size", batch_size)
@@ -133,7 +147,8 @@ class Fit:
             raise ValueError(f"batch_size must be at most m = {self.m} (the number of "
                              f"examples), got {batch_size}")
         if loss is None:
-            _check_labels(model, self.Y)
+            if not is_lazy(self.Y):
+                _check_labels(model, self.Y)
             self.forward, self.loss = default_loss(model)
         else:
             self.forward, self.loss = model, loss
@@ -141,7 +156,7 @@ class Fit:
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.batch_order = batch_order
         self.callbacks = list(callbacks)
-        self.progress = progress
+        self.progress = progress and self.rank == 0
         self.history = History()
         self.epoch_num = 0
         self.t = 0
@@ -151,7 +166,7 @@ class Fit:
         self._stop = False
         self.smoothed_cost = EWA(0.98, bias_correction=True)
         self.num_threads = num_threads if num_threads is not None else _auto_threads(
-            model, self.batch_size, self.X.device)
+            model, self.batch_size, self._data_device or torch.device("cpu"))
         self.on_divergence, self.divergence_factor, self.reduce_factor = \
             check_divergence_options(on_divergence, divergence_factor, reduce_factor)
         self._lr_scale = 1.0  # α cuts after divergences (on_divergence="reduce")
@@ -163,7 +178,7 @@ class Fit:
         self.catch_sigint = False  # Ctrl-C finishes the epoch, then stops (set by Checkpoint)
         self._in_epoch = False
         self.run_dir = run_dir
-        if run_dir is not None:
+        if run_dir is not None and self.rank == 0:  # only rank 0 writes
             from .checkpoint import Checkpoint
             from .control import LiveControl
 
@@ -175,6 +190,32 @@ class Fit:
     @property
     def m(self) -> int:
         return self.X.shape[0]
+
+    @property
+    def _data_device(self):
+        """The device of in-memory X (None for arrays read from disk)."""
+        return getattr(self.X, "device", None)
+
+    @property
+    def world_size(self) -> int:
+        """How many data-parallel processes train this model (1: a single process)."""
+        return self._replicas.size if self._replicas is not None else 1
+
+    def _to_model(self, X_t, Y_t):
+        """Rows read from disk as tensors in the model's dtype and device."""
+        parameter = next(self.model.parameters(), None)
+        if parameter is None:
+            return X_t, Y_t
+        X_t = X_t.to(device=parameter.device, dtype=parameter.dtype)
+        Y_t = Y_t.to(device=parameter.device,
+                     dtype=parameter.dtype if Y_t.is_floating_point() else Y_t.dtype)
+        return X_t, Y_t
+
+    def _batches(self, order):
+        if not (is_lazy(self.X) or is_lazy(self.Y)):
+            return minibatches(self.X, self.Y, self.batch_size, order=order)
+        return (self._to_model(X_t, Y_t) for X_t, Y_t in
+                minibatches(self.X, self.Y, self.batch_size, order=order))
 
     def set_lr(self, lr: float) -> None:
         """Use α = lr from the next mini-batch on, in place of the schedule."""
@@ -208,6 +249,8 @@ class Fit:
                                     "old_lr": old, "lr": self._manual_lr})
 
     def _call(self, hook: str) -> None:
+        if self._sharded and self.run_dir is not None and hook != "on_interrupt":
+            self.optimizer.consolidate_state_dict(to=0)  # (collective) for rank 0's checkpoint
         for callback in self.callbacks:
             method = getattr(callback, hook, None)
             if method is not None:
@@ -219,8 +262,10 @@ class Fit:
         """Train one epoch over every mini-batch; returns its cost."""
         self.epoch_num += 1
         per_step = getattr(self.schedule, "per_step", False)
-        if self._pending_lr is not None:
+        if self._pending_lr is not None and self._replicas is None:
             self._apply_pending_lr()
+        if self._replicas is not None:
+            self._take_synced_lr()
         alpha = self._scheduled_lr(self.epoch_num, self.t + 1 if per_step else None)
         if alpha is not None:
             self._set_group_lrs(alpha)
@@ -228,12 +273,14 @@ class Fit:
         if self.batch_order is not None:
             order = self.batch_order(self.epoch_num)
         else:
-            order = shuffled_order(self.m, self.generator, self.X.device)
+            order = shuffled_order(self.m, self.generator, self._data_device)
+        if self._replicas is not None:
+            return self._end_epoch(self._distributed_epoch(order, per_step))
         costs = []
         model, forward, loss, optimizer = self.model, self.forward, self.loss, self.optimizer
         step = _bare_step(optimizer)
         model.train()
-        for X_t, Y_t in minibatches(self.X, self.Y, self.batch_size, order=order):
+        for X_t, Y_t in self._batches(order):
             if self._pending_lr is not None:
                 self._apply_pending_lr()
             self.t += 1
@@ -244,6 +291,9 @@ class Fit:
             cost.backward()
             step()
             costs.append(cost.detach())
+        return self._end_epoch(costs)
+
+    def _end_epoch(self, costs) -> float:
         costs = torch.stack(costs).double().cpu()
         sizes = torch.full_like(costs, self.batch_size)
         sizes[-1] = self.m - self.batch_size * (len(costs) - 1)
@@ -255,6 +305,58 @@ class Fit:
         if hasattr(self.schedule, "observe"):
             self.schedule.observe(epoch_cost)
         return epoch_cost
+
+    def _distributed_epoch(self, order, per_step) -> list:
+        """One epoch of data-parallel training: this rank's shard of each mini-batch, its
+        summed cost over the global mini-batch size back-propagated, one all_reduce(SUM) of the
+        gradients and costs, the same step on every rank (see gdlab.distributed)."""
+        replicas, X, Y, B = self._replicas, self.X, self.Y, self.batch_size
+        lazy = is_lazy(X) or is_lazy(Y)
+        model, forward, loss, optimizer = self.model, self.forward, self.loss, self.optimizer
+        step = _bare_step(optimizer)
+        model.train()
+        costs = []
+        for start in range(0, self.m, B):
+            rows = order[start:start + B]
+            n = rows.shape[0]
+            lo, hi = replicas.shard(n)
+            self.t += 1
+            if per_step and self._manual_lr is None:
+                self._set_group_lrs(self.schedule(self.epoch_num, self.t))
+            optimizer.zero_grad()
+            if hi > lo:
+                local = rows[lo:hi]
+                if lazy:
+                    local = local.sort().values
+                    X_t, Y_t = self._to_model(X[local], Y[local])
+                else:
+                    X_t, Y_t = X[local], Y[local]
+                cost = loss(forward(X_t), Y_t)
+                (cost * ((hi - lo) / n)).backward()
+                cost_sum = cost.detach() * (hi - lo)
+            else:
+                cost_sum = replicas.zero_cost()
+            costs.append(replicas.all_reduce(cost_sum) / n)
+            step()
+        return costs
+
+    def _sync_controls(self) -> None:
+        """Data-parallel runs: rank 0's live α request and stop flag, taken at an epoch
+        boundary and shared, so that every rank trains with the same α."""
+        if self._replicas is None:
+            return
+        pending = None
+        if self.rank == 0:
+            pending, self._pending_lr = self._pending_lr, None
+        self._synced_lr, self._stop = self._replicas.broadcast_object((pending, self._stop))
+
+    def _take_synced_lr(self) -> None:
+        lr, self._synced_lr = getattr(self, "_synced_lr", None), None
+        if lr is not None:
+            old, self._manual_lr = self.lr, lr
+            self._set_group_lrs(lr)
+            self.history.events.append({"epoch": self.epoch_num, "t": self.t + 1,
+                                        "event": "set_lr", "old_lr": old, "lr": lr})
 
     def run(self) -> History:
         with _torch_threads(self.num_threads):
@@ -272,6 +374,7 @@ class Fit:
             if self.on_divergence is not None and self._initial_cost is None:
                 self._initial_cost = self._full_cost()
             self._call("on_fit_start")
+            self._sync_controls()
             if self.catch_sigint:
                 previous_handler = self._catch_sigint()
             while self.epoch_num < self.epochs and not self._stop:
@@ -291,6 +394,7 @@ class Fit:
                 self.history.times.append(time.perf_counter() - start)
                 self._in_epoch = False
                 self._call("on_epoch_end")
+                self._sync_controls()
             self._call("on_fit_end")
         except KeyboardInterrupt:
             self.interrupted = True
@@ -364,6 +468,8 @@ class Fit:
             total, chunk = 0.0, max(self.batch_size, 4096)
             for start in range(0, self.m, chunk):
                 X_t, Y_t = self.X[start:start + chunk], self.Y[start:start + chunk]
+                if is_lazy(self.X) or is_lazy(self.Y):
+                    X_t, Y_t = self._to_model(X_t, Y_t)
                 total += float(self.loss(self.forward(X_t), Y_t)) * X_t.shape[0]
         finally:
             self.model.train(was_training)
@@ -419,13 +525,19 @@ class Fit:
         for name in ("costs", "epoch_costs", "lrs", "times", "events", "metrics"):
             setattr(self.history, name, getattr(history, name))
 
-    def _state(self) -> dict:
+    def _state(self, local=False) -> dict:
+        """``local``: for an in-memory snapshot; a sharded optimizer then saves this rank's
+        shard only (no collective)."""
         schedule_state = getattr(self.schedule, "state_dict", None)
+        if local and self._sharded:
+            optimizer_state = {"zero_local": _cloned(self.optimizer.optim.state_dict())}
+        else:
+            optimizer_state = _cloned(self.optimizer.state_dict())
         return {
             "format": STATE_FORMAT, "epoch_num": self.epoch_num, "t": self.t,
             "epochs": self.epochs, "m": self.m, "batch_size": self.batch_size,
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-            "optimizer": _cloned(self.optimizer.state_dict()),
+            "optimizer": optimizer_state,
             "schedule": _cloned(schedule_state()) if callable(schedule_state) else None,
             "manual_lr": self._manual_lr, "pending_lr": self._pending_lr,
             "lr_scale": self._lr_scale, "initial_cost": self._initial_cost,
@@ -449,7 +561,10 @@ class Fit:
             raise ValueError(f"the saved state does not fit this model: "
                              f"{' '.join(str(e).split())[:300]}") from None
         try:
-            self.optimizer.load_state_dict(_cloned(state["optimizer"]))
+            if "zero_local" in state["optimizer"]:
+                self.optimizer.optim.load_state_dict(_cloned(state["optimizer"]["zero_local"]))
+            else:
+                self.optimizer.load_state_dict(_cloned(state["optimizer"]))
         except (ValueError, KeyError, RuntimeError) as e:
             raise ValueError(f"the saved optimizer state does not fit this optimizer: "
                              f"{' '.join(str(e).split())[:300]}") from None
@@ -465,7 +580,7 @@ class Fit:
 
     def _snapshot(self) -> dict:
         """The state at the start of an epoch, in memory, to go back to (history by length)."""
-        state = self._state()
+        state = self._state(local=True)
         state["history"] = self.history._lengths()
         state["smoothed"] = self.smoothed_cost.current() if self.smoothed_cost.t else None
         return state
@@ -640,7 +755,17 @@ class ProgressBar:
 
 
 def _prepare_data(model, X, Y):
-    """X and Y as tensors on the model's device, X in its dtype; checks shapes and values."""
+    """X and Y as tensors on the model's device, X in its dtype; checks shapes and values.
+    Arrays read from disk (:class:`gdlab.memmap.MemmapArray`) stay there: their rows are read
+    and converted per mini-batch, and not checked ahead."""
+    if is_lazy(X) or is_lazy(Y):
+        X, Y = (a if is_lazy(a) else torch.as_tensor(a) for a in (X, Y))
+        if len(X.shape) < 1 or X.shape[0] == 0:
+            raise ValueError("X must hold at least one example (one row)")
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(f"X and Y must have the same number of rows (examples), got "
+                             f"{X.shape[0]} and {Y.shape[0]}")
+        return X, Y
     X = torch.as_tensor(X)
     Y = torch.as_tensor(Y)
     if X.ndim < 1 or X.shape[0] == 0:
@@ -663,7 +788,7 @@ def _prepare_data(model, X, Y):
 def fit(model, X, Y, optimizer, *, epochs, batch_size=64, loss=None, schedule=None, seed=None,
         callbacks=(), progress=True, batch_order=None, num_threads=None, on_divergence=None,
         divergence_factor=10.0, reduce_factor=0.5, run_dir=None, checkpoint_every=10,
-        resume=False) -> History:
+        resume=False, shard_optimizer_state=False) -> History:
     """Train ``model`` on rows of ``X`` (examples) with targets ``Y`` by mini-batch gradient
     descent with ``optimizer``, and return its :class:`History`.
 
@@ -689,9 +814,18 @@ def fit(model, X, Y, optimizer, *, epochs, batch_size=64, loss=None, schedule=No
       and live α requests (:func:`gdlab.request_lr`). ``resume``: True continues from the
       newest good checkpoint in ``run_dir`` (if any); or a checkpoint file, a run folder or a
       :meth:`Fit.state_dict`.
+
+    Scaling out (see docs/scaling.md): ``X`` and ``Y`` may be :class:`gdlab.memmap.MemmapArray`
+    (``.npy`` files read per mini-batch). Run under ``torchrun`` (or
+    :func:`gdlab.distributed.launch`) the fit is data-parallel: each mini-batch is split across
+    the ranks, the gradients are summed so that every rank takes the step one process would
+    take, and only rank 0 writes checkpoints, status and the progress bar;
+    ``shard_optimizer_state`` then keeps each rank's share of the moments only
+    (``ZeroRedundancyOptimizer``).
     """
     return Fit(model, X, Y, optimizer, epochs=epochs, batch_size=batch_size, loss=loss,
                schedule=schedule, seed=seed, callbacks=callbacks, progress=progress,
                batch_order=batch_order, num_threads=num_threads, on_divergence=on_divergence,
                divergence_factor=divergence_factor, reduce_factor=reduce_factor,
-               run_dir=run_dir, checkpoint_every=checkpoint_every, resume=resume).run()
+               run_dir=run_dir, checkpoint_every=checkpoint_every, resume=resume,
+               shard_optimizer_state=shard_optimizer_state).run()
