@@ -17,6 +17,9 @@ import torch  # noqa: E402
 from benchmarks import course_numpy, loop, step, vectorized  # noqa: E402
 from benchmarks.common import machine  # noqa: E402
 
+#: sections of BENCHMARKS.md from here on are run by hand (benchmarks/scale.py) and kept
+HAND_RUN = "## 6. "
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -48,8 +51,11 @@ def main() -> None:
     print(f"\n({time.perf_counter() - start:.0f} s)")
     if args.write:
         path = pathlib.Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+        old = path.read_text() if path.exists() else ""
+        by_hand = old[old.index(HAND_RUN):] if HAND_RUN in old else ""  # kept as it was
         path.write_text("# Benchmarks\n\nWritten by `python benchmarks/run.py --write`. "
-                        "Peers measured in the same run.\n\n" + "\n\n".join(sections) + "\n")
+                        "Peers measured in the same run.\n\n" + "\n\n".join(sections) + "\n"
+                        + ("\n" + by_hand if by_hand else ""))
 
 
 if __name__ == "__main__":

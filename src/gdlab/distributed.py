@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import os
 import random
-import socket
+import shutil
 import sys
+import tempfile
 from datetime import timedelta
 
 import torch
@@ -39,10 +40,11 @@ def env_world_size() -> int:
         return 1
 
 
-def init_from_env(timeout: float | None = None) -> bool:
+def init_from_env(timeout: float | None = None, init_method: str | None = None) -> bool:
     """Initialize the default process group from the environment if it names more than one
     process and none is set up yet (gloo on the CPU, nccl with CUDA). True if a group of more
-    than one process is ready. With CUDA, CPU tensors still go through gloo."""
+    than one process is ready. With CUDA, CPU tensors still go through gloo. ``init_method``
+    (e.g. ``file://...``) replaces the rendezvous at MASTER_ADDR:MASTER_PORT."""
     if not dist.is_available():
         return False
     if dist.is_initialized():
@@ -52,7 +54,11 @@ def init_from_env(timeout: float | None = None) -> bool:
     backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend, timeout=timedelta(seconds=timeout or DEFAULT_TIMEOUT))
+    options = {} if init_method is None else {"init_method": init_method,
+                                              "rank": int(os.environ["RANK"]),
+                                              "world_size": env_world_size()}
+    dist.init_process_group(backend, timeout=timedelta(seconds=timeout or DEFAULT_TIMEOUT),
+                            **options)
     return True
 
 
@@ -163,24 +169,15 @@ def shard_optimizer_state(optimizer, params=None):
     return ZeroRedundancyOptimizer(params, optimizer_class=type(optimizer), **defaults)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank, fn, nproc, port, timeout, threads, args):
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "LOCAL_RANK": str(rank), "WORLD_SIZE": str(nproc),
+def _worker(rank, fn, nproc, store, timeout, threads, args):
+    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(nproc),
                        "LOCAL_WORLD_SIZE": str(nproc)})
     if threads is not None:
         torch.set_num_threads(threads)
-    init_from_env(timeout)
-    try:
-        fn(*args)
-    finally:
-        dist.destroy_process_group()
+    init_from_env(timeout, init_method=f"file://{store}")
+    fn(*args)
+    dist.barrier()  # leave together: a rank tearing down while a peer still talks aborts it
+    dist.destroy_process_group()
 
 
 class LaunchFailed(RuntimeError):
@@ -189,7 +186,7 @@ class LaunchFailed(RuntimeError):
 
 def launch(fn, nproc: int, *args, timeout: float = DEFAULT_TIMEOUT, threads: int | None = None):
     """Run ``fn(*args)`` in ``nproc`` local processes that form a process group (gloo on the
-    CPU, nccl with CUDA; rendezvous on 127.0.0.1 at a free port). ``fn`` must be picklable (a
+    CPU, nccl with CUDA; rendezvous through a temporary file). ``fn`` must be picklable (a
     module-level function). If a worker raises or dies, the others are stopped and
     :class:`LaunchFailed` says which; collectives give up after ``timeout`` seconds.
     ``threads``: torch's CPU threads per worker (default: the cores shared out, at least 1)."""
@@ -200,8 +197,10 @@ def launch(fn, nproc: int, *args, timeout: float = DEFAULT_TIMEOUT, threads: int
     nproc = check_positive_int("nproc", nproc)
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // nproc)
+    folder = tempfile.mkdtemp(prefix="gdlab-rendezvous-")
+    store = os.path.join(folder, "store")  # a file rendezvous: no port to race for
     try:
-        mp.spawn(_worker, args=(fn, nproc, free_port(), timeout, threads, args), nprocs=nproc,
+        mp.spawn(_worker, args=(fn, nproc, store, timeout, threads, args), nprocs=nproc,
                  join=True)
     except mp.ProcessExitedException as e:
         raise LaunchFailed(f"worker {e.error_index} of {nproc} died (exit code {e.exit_code});"
@@ -211,3 +210,5 @@ def launch(fn, nproc: int, *args, timeout: float = DEFAULT_TIMEOUT, threads: int
         detail = last[-1].strip() if last else "an error"
         raise LaunchFailed(f"worker {e.error_index} of {nproc} failed: {detail}; the other "
                            f"workers were stopped") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
