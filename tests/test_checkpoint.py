@@ -335,9 +335,14 @@ def test_ctrl_c_finishes_the_epoch_saves_and_resumes_exactly(tmp_path):
     assert signal.getsignal(signal.SIGINT) is handler  # put back
     assert run.t == 15 and run.epoch_num == 3  # the epoch was finished
     assert read_checkpoint(tmp_path / CHECKPOINT)["epoch_num"] == 3
+    _assert_resume_finishes_like_a_straight_run(X, Y, tmp_path)
+
+
+def _assert_resume_finishes_like_a_straight_run(X, Y, run_dir):
+    """Resuming the run in run_dir to 6 epochs gives the costs and weights of 6 straight ones."""
     model2, optimizer2 = _setup()
     resumed = fit(model2, X, Y, optimizer2, epochs=6, batch_size=32, seed=0, progress=False,
-                  run_dir=tmp_path, resume=True)
+                  run_dir=run_dir, resume=True)
     model3, optimizer3 = _setup()
     straight = fit(model3, X, Y, optimizer3, epochs=6, batch_size=32, seed=0, progress=False)
     assert resumed.costs == straight.costs and _same(_weights(model2), _weights(model3))
@@ -359,12 +364,7 @@ def test_second_ctrl_c_abandons_the_epoch_consistently(tmp_path):
     # back at the start of epoch 3 = the end of epoch 2, and saved there
     assert (run.epoch_num, run.t, run.history.epochs, len(run.history.costs)) == (2, 10, 2, 10)
     assert read_checkpoint(tmp_path / CHECKPOINT)["epoch_num"] == 2
-    model2, optimizer2 = _setup()
-    resumed = fit(model2, X, Y, optimizer2, epochs=6, batch_size=32, seed=0, progress=False,
-                  run_dir=tmp_path, resume=True)
-    model3, optimizer3 = _setup()
-    straight = fit(model3, X, Y, optimizer3, epochs=6, batch_size=32, seed=0, progress=False)
-    assert resumed.costs == straight.costs and _same(_weights(model2), _weights(model3))
+    _assert_resume_finishes_like_a_straight_run(X, Y, tmp_path)
 
 
 def test_history_metrics_round_trip():

@@ -100,7 +100,8 @@ def test_reduce_gives_up_after_too_many_cuts():
             progress=False, on_divergence="reduce", callbacks=[poison])
 
 
-def test_finite_explosion_after_a_manual_alpha_and_the_reduce_cuts_that_alpha():
+def _kicked_at_epoch_5():
+    """Separable data, and a callback that sets α = 200 after epoch 5 (the run then explodes)."""
     gen = torch.Generator().manual_seed(0)
     X = torch.randn(200, 3, generator=gen, dtype=torch.float64)
     Y = (X[:, 0] > 0).double()
@@ -109,6 +110,11 @@ def test_finite_explosion_after_a_manual_alpha_and_the_reduce_cuts_that_alpha():
         if run.epoch_num == 5:
             run.set_lr(200.0)
 
+    return X, Y, kick
+
+
+def test_finite_explosion_after_a_manual_alpha_and_the_reduce_cuts_that_alpha():
+    X, Y, kick = _kicked_at_epoch_5()
     model = _model(output="sigmoid")
     with pytest.raises(Diverged, match=r"diverged in epoch 6 at α = 200: the epoch's cost .* "
                                        r"is over 10× the smoothed cost"):
@@ -124,14 +130,7 @@ def test_finite_explosion_after_a_manual_alpha_and_the_reduce_cuts_that_alpha():
 
 
 def test_a_larger_factor_tolerates_more():
-    gen = torch.Generator().manual_seed(0)
-    X = torch.randn(200, 3, generator=gen, dtype=torch.float64)
-    Y = (X[:, 0] > 0).double()
-
-    def kick(run):
-        if run.epoch_num == 5:
-            run.set_lr(200.0)
-
+    X, Y, kick = _kicked_at_epoch_5()
     model = _model(output="sigmoid")
     history = fit(model, X, Y, GD(model.parameters(), lr=0.5), epochs=8, batch_size=32, seed=0,
                   progress=False, on_divergence="stop", divergence_factor=1e30, callbacks=[kick])
