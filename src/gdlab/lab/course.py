@@ -38,6 +38,7 @@ from ..models import MLP
 from ..optim import GD, Adam, Momentum, RMSProp
 from ..schedules import inverse_time
 from ..train import fit
+from .runs import accuracy
 
 OPTIMIZERS = ("gd", "momentum", "rmsprop", "adam")
 DECAYS = (None, "update_lr", "schedule_lr_decay")
@@ -155,14 +156,6 @@ def course_optimizer(optimizer: str, params, lr: float) -> torch.optim.Optimizer
     return Adam(params, lr=lr, beta1=BETA1, beta2=BETA2, eps=EPSILON)
 
 
-def accuracy(model: MLP, X: np.ndarray, Y: np.ndarray) -> float:
-    """Training-set accuracy as the assignment's ``predict``: p = (a^[3] > 0.5), mean(p == y)."""
-    with torch.no_grad():
-        a3 = model(torch.from_numpy(X).to(next(model.parameters()).dtype)).numpy()
-    p = (a3 > 0.5).astype(np.int64)
-    return float(np.mean(p[:, 0] == Y[:, 0]))
-
-
 def run_one(optimizer: str, decay: str | None, epochs: int = EPOCHS,
             keep_history: bool = False) -> dict:
     """Train one run of the assignment; returns ``{"optimizer", "decay", "costs", "accuracy"}``
@@ -182,7 +175,7 @@ def run_one(optimizer: str, decay: str | None, epochs: int = EPOCHS,
            "costs": {str(i): history.epoch_costs[i] for i in printed}}
     if schedule is not None:
         run["lrs"] = {str(i): schedule.after_epoch(i) for i in printed}
-    run["accuracy"] = accuracy(model, X, Y)
+    run["accuracy"] = accuracy(model, X, Y, "binary")  # the assignment's predict: a > 0.5
     if keep_history:
         run["epoch_costs"] = list(history.epoch_costs)
     return run
