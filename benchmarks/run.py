@@ -12,13 +12,12 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-
 from benchmarks import course_numpy, loop, step, vectorized  # noqa: E402
 from benchmarks.common import machine  # noqa: E402
 
-#: sections of BENCHMARKS.md from here on are run by hand (benchmarks/scale.py) and kept
-HAND_RUN = "## 6. "
+#: sections of BENCHMARKS.md from here on are run by hand and kept: the GPU
+#: (benchmarks/gpu_check.sh on a CUDA machine) and data larger than memory (benchmarks/scale.py)
+HAND_RUN = "## 5. "
 
 
 def main() -> None:
@@ -40,14 +39,6 @@ def main() -> None:
     sections.append("## 4. Vectorized sweep (32 configurations at once)\n\n"
                     + vectorized.table(vectorized.run(repeats=max(3, args.repeats // 2))))
     print(sections[-1], flush=True)
-    if torch.cuda.is_available():
-        gpu_rows, gpu_extra = step.run("cuda", repeats=args.repeats, methods=("adam",),
-                                       layouts=("gpu: 8 × 16M",))
-        sections.append(f"## 5. GPU ({torch.cuda.get_device_name()})\n\n"
-                        + step.table(gpu_rows, gpu_extra))
-    else:
-        sections.append("## 5. GPU\n\nNo CUDA device here: skipped.")
-    print(sections[-1])
     print(f"\n({time.perf_counter() - start:.0f} s)")
     if args.write:
         path = pathlib.Path(__file__).resolve().parents[1] / "BENCHMARKS.md"

@@ -58,6 +58,29 @@ def test_fused_equals_reference(cls, kwargs, dtype):
     assert not any(flat is None for flat in optimizer._flat_groups.values())
 
 
+KERNEL_CASES = [(Momentum, {"form": "ewa"}), (Momentum, {"form": "sum", "beta": 0.8}),
+                (Momentum, {"beta": 0.0}), (Adam, {}),
+                (Adam, {"beta1": 0.5, "beta2": 0.99, "eps": 1e-6})]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(("cls", "kwargs"), KERNEL_CASES,
+                         ids=[f"{c.__name__}-{'-'.join(map(str, k.values())) or 'default'}"
+                              for c, k in KERNEL_CASES])
+def test_torch_kernel_for_small_buffers_equals_reference(cls, kwargs, dtype, monkeypatch):
+    """Below FUSED_MIN_NUMEL, auto runs torch's own fused Adam / SGD kernel (no compiling):
+    it must compute the rule's formula."""
+    calls = []
+    real = cls.torch_kernel
+    monkeypatch.setattr(cls, "torch_kernel", lambda self, *a: calls.append(1) or real(self, *a))
+    ours, _ = _train(cls, kwargs, dtype, flat=True)
+    reference, _ = _train(cls, kwargs, dtype, flat=False)
+    assert len(calls) > 10  # every usual step
+    for a, b in zip(ours, reference):
+        scale = b.detach().abs().max()
+        assert (a.detach() - b.detach()).abs().max() <= TOLERANCE[dtype] * scale
+
+
 def test_the_usual_step_runs_compiled_code(monkeypatch):
     calls = []
     real_run = fused.run
@@ -100,3 +123,33 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
         warnings.simplefilter("error")
         optimizer.step()
     assert torch.equal(W.detach(), torch.full((3,), -1.0))
+
+
+def _train_in_place(cls, kwargs, dtype, steps=12, **path):
+    """Gradients accumulated into ``.grad`` by backward after zero_grad(set_to_none=False): on
+    the flat path, the usual step (every gradient in its view, one t held by the group)."""
+    generator = torch.Generator().manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(s, generator=generator, dtype=dtype))
+              for s in SHAPES]
+    optimizer = cls(params, lr=0.01, **kwargs, **path)
+    for step in range(steps):
+        optimizer.zero_grad(set_to_none=False)
+        sum((p * torch.randn(p.shape, generator=generator, dtype=dtype)).sum()
+            for p in params).backward()
+        optimizer.step()
+        if step == 6:  # reading the state in between changes nothing
+            assert all(s["t"] == 7 for s in optimizer.state_dict()["state"].values())
+    return params, optimizer
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), CASES,
+                         ids=[f"{c.__name__}-{'-'.join(map(str, k.values())) or 'default'}"
+                              for c, k in CASES])
+def test_usual_fused_step_equals_reference(cls, kwargs):
+    ours, optimizer = _train_in_place(cls, kwargs, torch.float32, flat=True, fused=True)
+    reference, _ = _train_in_place(cls, kwargs, torch.float32, flat=False)
+    assert optimizer._flat_groups[0].t == 12  # the usual step ran, with t held by the group
+    for a, b in zip(ours, reference):
+        scale = b.detach().abs().max()
+        assert (a.detach() - b.detach()).abs().max() <= TOLERANCE[torch.float32] * scale
+    assert [optimizer.state[p]["t"] for p in ours] == [12] * len(SHAPES)

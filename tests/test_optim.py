@@ -3,6 +3,8 @@ torch.optim protocol (param groups, closures, state_dict, schedulers) and argume
 
 from __future__ import annotations
 
+import collections
+import copy
 import inspect
 import io
 import math
@@ -452,6 +454,146 @@ def test_parameters_are_still_the_models(make):
     assert (after**2).mean() < (before**2).mean()
     assert all(p.grad is not None for p in model.parameters())
     assert list(model.parameters())[0] is opt.param_groups[0]["params"][0]
+
+
+# --- the flat path's bookkeeping: t held by the group, and what makes it look again -----------
+
+
+def _models(cls, dtype=F64, **kwargs):
+    """The same small model twice, each with its optimizer: on the flat path, and per tensor."""
+    pairs = []
+    for flat in (True, False):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(),
+                                    torch.nn.Linear(4, 1)).to(dtype)
+        pairs.append((model, cls(model.parameters(), flat=flat, **kwargs)))
+    return pairs
+
+
+def _in_place_step(model, optimizer, before_step=None):
+    """zero_grad(set_to_none=False) and backward: the gradients accumulate in place."""
+    optimizer.zero_grad(set_to_none=False)
+    X = torch.linspace(-1, 1, 24, dtype=next(model.parameters()).dtype).reshape(8, 3)
+    (model(X) ** 2).mean().backward()
+    if before_step is not None:
+        before_step(model, optimizer)
+    optimizer.step()
+
+
+def _assert_same_models(pairs, tol=1e-12):
+    (model, opt), (ref_model, ref) = pairs
+    for p, q in zip(model.parameters(), ref_model.parameters(), strict=True):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=tol, atol=tol)
+        assert opt.state[p]["t"] == ref.state[q]["t"]
+        for name in type(opt).moments:
+            torch.testing.assert_close(opt.state[p][name], ref.state[q][name].to(p.dtype),
+                                       rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("cls", [Momentum, RMSProp, Adam])
+def test_usual_step_holds_t_and_the_state_shows_it(cls):
+    pairs = _models(cls, lr=0.01)
+    (model, opt), _ = pairs
+    for step in range(1, 6):
+        for model_, opt_ in pairs:
+            _in_place_step(model_, opt_)
+        assert opt._flat_groups[0].t == step  # held by the group: the usual step ran
+    assert [s["t"] for s in opt.state_dict()["state"].values()] == [5] * 4
+    assert opt._flat_groups[0].t is None  # given back to the state, read again at the next step
+    for _ in range(2):
+        for model_, opt_ in pairs:
+            _in_place_step(model_, opt_)
+    assert opt._flat_groups[0].t == 7
+    _assert_same_models(pairs)
+
+
+def test_a_parameter_without_gradient_is_skipped_and_lags_in_t():
+    def drop_last_grad(model, optimizer):
+        model[2].bias.grad = None
+
+    pairs = _models(Adam, lr=0.01)
+    for step in range(6):
+        for model, opt in pairs:
+            _in_place_step(model, opt, drop_last_grad if step == 3 else None)
+    model, opt = pairs[0]
+    assert [opt.state[p]["t"] for p in model.parameters()] == [6, 6, 6, 5]
+    _assert_same_models(pairs)
+
+
+def test_a_gradient_set_by_hand_is_copied_in():
+    a, b = _one_param([0.0, 0.0], [1.0, 1.0]), _one_param([0.0], [2.0])
+    opt = GD([a, b], lr=0.5)
+    opt.step()
+    opt.step()  # the usual step: the gradients are in their views
+    assert opt._flat_groups[0].t == 2
+    a.grad = torch.tensor([4.0, -4.0], dtype=F64)  # not the view: copied in
+    opt.step()
+    torch.testing.assert_close(a.detach(), torch.tensor([-3.0, 1.0], dtype=F64))
+    assert b.item() == pytest.approx(-3.0)
+    assert opt._flat_groups[0].t == 3
+    assert opt.state[a]["t"] == opt.state[b]["t"] == 3
+
+
+def test_moving_the_model_rebuilds_the_buffers():
+    pairs = _models(Adam, dtype=torch.float32, lr=0.01)
+    for _ in range(3):
+        for model, opt in pairs:
+            _in_place_step(model, opt)
+    for model, _ in pairs:
+        model.to(F64)  # new storage for every parameter (and gradient)
+    for model, opt in pairs:
+        _in_place_step(model, opt)
+    model, opt = pairs[0]
+    flat = opt._flat_groups[0]
+    assert flat.W.dtype == F64 and all(m.dtype == F64 for m in flat.moments.values())
+    assert list(model.parameters()) == opt.param_groups[0]["params"]
+    assert all(p.untyped_storage().data_ptr() == flat.W.data_ptr() for p in model.parameters())
+    assert flat.t == 4
+    # the per-tensor path keeps float32 moments after the move: equal to float32 precision
+    _assert_same_models(pairs, tol=1e-6)
+
+
+def test_state_changed_from_outside_is_used():
+    def change_state(model, optimizer):
+        first, second = list(model.parameters())[:2]
+        optimizer.state[first]["t"] = 0  # restart its bias correction
+        optimizer.state[first]["v"] = torch.zeros_like(first)  # a new tensor
+        optimizer.state[second] = {k: v.clone() if isinstance(v, torch.Tensor) else v
+                                   for k, v in optimizer.state[second].items()}  # as ZeRO loads
+
+    pairs = _models(Adam, lr=0.01)
+    for step in range(6):
+        for model, opt in pairs:
+            _in_place_step(model, opt, change_state if step == 3 else None)
+    model, opt = pairs[0]
+    assert [opt.state[p]["t"] for p in model.parameters()] == [3, 6, 6, 6]
+    _assert_same_models(pairs)
+
+
+def test_a_new_state_starts_over():
+    def reset(model, optimizer):
+        optimizer.state = collections.defaultdict(dict)
+
+    pairs = _models(Adam, lr=0.01)
+    for step in range(6):
+        for model, opt in pairs:
+            _in_place_step(model, opt, reset if step == 3 else None)
+    model, opt = pairs[0]
+    assert [opt.state[p]["t"] for p in model.parameters()] == [3] * 4
+    _assert_same_models(pairs)
+
+
+def test_a_copied_optimizer_continues_the_same(make):
+    W = _one_param([1.0, -2.0], [0.5, -4.0])
+    opt = make(Adam, [W], lr=0.1)
+    opt.step()
+    opt.step()
+    W2, opt2 = copy.deepcopy((W, opt))
+    for p, o in ((W, opt), (W2, opt2)):
+        p.grad = torch.tensor([1.0, 3.0], dtype=F64)
+        o.step()
+    torch.testing.assert_close(W2.detach(), W.detach(), rtol=0, atol=0)
+    assert opt2.state[W2]["t"] == 3
 
 
 # --- argument checks --------------------------------------------------------------------------

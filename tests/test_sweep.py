@@ -94,3 +94,10 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     study = optuna.load_study(study_name="shared", storage=url)
     assert f"final cost {study.best_value:.6f}" in joined.stdout
     assert study.best_value <= best.value
+    # every trial trained with --seed's mini-batch order: the best command reproduces its cost
+    argv = joined.stdout.strip().splitlines()[-1].split()[1:]
+    argv[argv.index("--out") + 1] = str(tmp_path / "best")
+    refit = subprocess.run([sys.executable, "-m", "gdlab.cli", *argv, "-q"],
+                           capture_output=True, text=True, timeout=300)
+    assert refit.returncode == 0, refit.stderr
+    assert f"final cost {study.best_value:.6f}" in refit.stdout

@@ -97,3 +97,10 @@ def test_cli_tune_batch_size(tmp_path, capsys):
     assert (out / "cost_vs_time.png").exists() and (out / "results.json").exists()
     assert main(["tune", "batch-size", "--memory-budget", "lots", "--out", str(out)]) == 2
     assert "--memory-budget must be a size" in capsys.readouterr().err
+
+
+def test_a_cost_that_rose_everywhere_is_said_not_praised(data):
+    model, X, Y = data
+    result = tune.tune_batch_size(model, X, Y, sizes=[16, 64], seconds=0.2, lr=50.0)
+    assert all(not r.rate > 0 for r in result.trained)
+    assert result.reason.startswith("no size lowered the cost (α = 50 may be too large")

@@ -29,6 +29,7 @@ CONFIGS = [
     {"optimizer": "momentum", "lr": 0.1, "beta": 0.9},
     {"optimizer": "momentum", "lr": 0.05, "beta": 0.5, "schedule": "exponential"},
     {"optimizer": "rmsprop", "lr": 0.01, "beta2": 0.9},
+    {"optimizer": "rmsprop", "lr": 0.01, "beta2": 0.99, "bias_correction": True},
     {"optimizer": "gd", "lr": 0.2},
     {"optimizer": "gd", "lr": 0.1, "schedule": "inverse_sqrt:per=step"},
 ]
@@ -62,12 +63,16 @@ def test_equals_separate_fit_runs(data, path):
             torch.testing.assert_close(p.detach(), q.detach(), rtol=0, atol=1e-10)
 
 
-def test_softmax_output_equals_fit():
+@pytest.mark.parametrize("output", ["softmax", "linear"])
+def test_other_outputs_equal_fit(output):
     g = torch.Generator().manual_seed(2)
     X = torch.randn(60, 3, generator=g, dtype=torch.float64)
     Y = torch.randint(0, 3, (60,), generator=g)
+    if output == "linear":
+        Y = torch.randn(60, 3, generator=g, dtype=torch.float64)
     torch.manual_seed(0)
-    model = gdlab.MLP([3, 4, 3], output="softmax").double()
+    model = gdlab.MLP([3, 4, 3], hidden="tanh", output=output).double()
+    assert VectorizedFit(model, X, Y, [{"lr": 0.01}], epochs=1, batch_size=16).path == "mlp"
     configs = [{"optimizer": "adam", "lr": lr} for lr in (0.01, 0.03)]
     histories, _ = fit_many(model, X, Y, configs, epochs=EPOCHS, batch_size=16, seed=1)
     for config, history in zip(configs, histories, strict=True):

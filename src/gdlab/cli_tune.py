@@ -17,24 +17,43 @@ def _common(p, epochs: int) -> None:
     p.add_argument("--seed", type=int, default=0, help="split, initialization and mini-batch "
                    "order (default: 0)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--force", action="store_true", help="write into --out even if it holds "
                    "something else")
 
 
-def _setup(args):
+def _setup(args, device):
     from .datasets import describe, load_data
     from .lab.compare import DTYPES, check_layers, default_layers, initial_model
 
     dataset = load_data(args.data, target=args.target, seed=args.seed)
     layers = _layers(args.layers)
     layers = check_layers(layers, dataset) if layers else default_layers(dataset)
-    model = initial_model(dataset, layers, args.seed, DTYPES[args.dtype])
     import torch
 
+    model = initial_model(dataset, layers, args.seed, DTYPES[args.dtype]).to(device)
     X = torch.as_tensor(dataset.X_train, dtype=DTYPES[args.dtype])
     Y = torch.as_tensor(dataset.Y_train)
     print(describe(dataset))
     return dataset, layers, model, X, Y
+
+
+def _device(text: str):
+    """--device as a torch.device that exists here (CommandError otherwise)."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise CommandError(f"--device must be cpu, cuda or cuda:N, got {text!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CommandError(f"--device {text}: no CUDA device is available here")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise CommandError(f"--device {text}: this machine has {torch.cuda.device_count()} "
+                           f"CUDA device(s), numbered from 0")
+    return device
 
 
 def _bytes(text: str | None) -> int | None:
@@ -65,8 +84,9 @@ def cmd_tune_batch_size(args) -> None:
             raise CommandError(f"--sizes must be comma-separated integers like 16,32,64, got "
                                f"{args.sizes!r}") from None
     budget = _bytes(args.memory_budget)
+    device = _device(args.device)
     out = prepare_out_dir(args.out, args.force)
-    _, layers, model, X, Y = _setup(args)
+    _, layers, model, X, Y = _setup(args, device)
     result = tune.tune_batch_size(model, X, Y, optimizer=args.optimizer, lr=args.lr,
                                   seconds=args.seconds, target_cost=args.target_cost,
                                   sizes=sizes, memory_budget=budget, seed=args.seed)
@@ -115,16 +135,19 @@ def cmd_sweep(args) -> None:
     space = sweep.parse_space(items)
     if args.method not in sweep.METHODS:
         raise CommandError(f"--method must be one of {', '.join(sweep.METHODS)}")
+    device = _device(args.device)
     out = prepare_out_dir(args.out, args.force)
-    dataset, layers, model, X, Y = _setup(args)
+    dataset, layers, model, X, Y = _setup(args, device)
     if args.method == "tpe" or args.study or args.storage:
         storage_url = args.storage or f"sqlite:///{(out / 'study.db').resolve()}"
         study = sweep.run_optuna(model, X, Y, space, trials=args.trials, epochs=args.epochs,
                                  study=args.study or "gdlab-sweep", storage_url=storage_url,
-                                 seed=None if args.study else args.seed,
+                                 seed=args.seed,
+                                 sampler_seed=None if args.study or args.storage else args.seed,
                                  prune=not args.no_prune)
         trials = sweep.study_trials(study)
-        print(f"study {study.study_name!r} in {storage_url}: {len(trials)} finished trials")
+        print(f"study {study.study_name!r} in {sweep.hide_password(storage_url)}: "
+              f"{len(trials)} finished trials")
     else:
         configs = (sweep.grid(space, args.points) if args.method == "grid"
                    else sweep.random_configs(space, args.trials, args.seed))

@@ -56,11 +56,11 @@ def minibatches(X, Y, batch_size: int = 64, shuffle: bool = True, seed: int | No
                                  torch.arange(m))
     if order is not None:
         X, Y = X[order], Y[order]
-    return _batches(X, Y, batch_size)
+    return partition(X, Y, batch_size)
 
 
-def _batches(X, Y, batch_size):
-    # a separate generator so that minibatches() checks its arguments when called
+def partition(X, Y, batch_size):
+    """(X^{t}, Y^{t}): consecutive slices of ``batch_size`` rows, the last with the rest."""
     for start in range(0, X.shape[0], batch_size):
         yield X[start:start + batch_size], Y[start:start + batch_size]
 

@@ -14,7 +14,11 @@ from torch import nn
 
 def binary_cross_entropy(z, Y):
     """Mean cross-entropy of sigmoid outputs, computed from the logits z."""
-    return F.binary_cross_entropy_with_logits(z, Y.reshape(z.shape).to(z.dtype))
+    if Y.shape != z.shape or Y.dtype != z.dtype:
+        Y = Y.reshape(z.shape).to(z.dtype)
+    # the op F.binary_cross_entropy_with_logits calls (its checks cost more than a small z);
+    # reduction 1 is "mean"
+    return torch.binary_cross_entropy_with_logits(z, Y, None, None, 1)
 
 
 def binary_cross_entropy_of_probabilities(a, Y):

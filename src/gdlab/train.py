@@ -8,14 +8,14 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ._checks import check_positive, check_positive_int
-from .data import minibatches, shuffled_order
+from .data import minibatches, partition, shuffled_order
 from .ewa import EWA, ewa
 from .losses import default_loss
 from .memmap import is_lazy
@@ -126,7 +126,7 @@ class Fit:
                  schedule=None, seed=None, callbacks=(), progress=True, batch_order=None,
                  num_threads=None, on_divergence=None, divergence_factor=10.0,
                  reduce_factor=0.5, run_dir=None, checkpoint_every=10, resume=False,
-                 shard_optimizer_state=False):
+                 shard_optimizer_state=False, backprop="auto"):
         from . import distributed
 
         self._replicas = None  # data-parallel: the process group's helper (docs/scaling.md)
@@ -152,6 +152,8 @@ class Fit:
             self.forward, self.loss = default_loss(model)
         else:
             self.forward, self.loss = model, loss
+        self._backprop = _closed_form_backprop(backprop, model, self.forward, self.loss,
+                                               self._replicas is None and not is_lazy(self.X))
         self.schedule = schedule
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.batch_order = batch_order
@@ -213,7 +215,7 @@ class Fit:
 
     def _batches(self, order):
         if not (is_lazy(self.X) or is_lazy(self.Y)):
-            return minibatches(self.X, self.Y, self.batch_size, order=order)
+            return partition(self.X[order], self.Y[order], self.batch_size)
         return (self._to_model(X_t, Y_t) for X_t, Y_t in
                 minibatches(self.X, self.Y, self.batch_size, order=order))
 
@@ -271,7 +273,10 @@ class Fit:
             self._set_group_lrs(alpha)
         self.history.lrs.append(self.lr)
         if self.batch_order is not None:
-            order = self.batch_order(self.epoch_num)
+            order = torch.as_tensor(self.batch_order(self.epoch_num), device=self._data_device)
+            if order.shape != (self.m,):
+                raise ValueError(f"batch_order must return a permutation of range({self.m}), "
+                                 f"got shape {tuple(order.shape)}")
         else:
             order = shuffled_order(self.m, self.generator, self._data_device)
         if self._replicas is not None:
@@ -279,28 +284,36 @@ class Fit:
         costs = []
         model, forward, loss, optimizer = self.model, self.forward, self.loss, self.optimizer
         step = _bare_step(optimizer)
-        model.train()
-        for X_t, Y_t in self._batches(order):
-            if self._pending_lr is not None:
-                self._apply_pending_lr()
-            self.t += 1
-            if per_step and self._manual_lr is None:
-                self._set_group_lrs(self.schedule(self.epoch_num, self.t))
-            optimizer.zero_grad()
-            cost = loss(forward(X_t), Y_t)
-            cost.backward()
-            step()
-            costs.append(cost.detach())
+        closed_form = self._backprop is not None
+        if not (closed_form and model.training):  # (an MLP has no layer that its mode changes)
+            model.train()
+        if closed_form:
+            gradients = self._backprop.gradients_of(model)
+        with torch.no_grad() if closed_form else nullcontext():
+            for X_t, Y_t in self._batches(order):
+                if self._pending_lr is not None:
+                    self._apply_pending_lr()
+                self.t += 1
+                if per_step and self._manual_lr is None:
+                    self._set_group_lrs(self.schedule(self.epoch_num, self.t))
+                if closed_form:
+                    cost = gradients(X_t, Y_t)
+                else:
+                    optimizer.zero_grad()
+                    cost = loss(forward(X_t), Y_t)
+                    cost.backward()
+                    cost = cost.detach()
+                step()
+                costs.append(cost)
         return self._end_epoch(costs)
 
     def _end_epoch(self, costs) -> float:
-        costs = torch.stack(costs).double().cpu()
-        sizes = torch.full_like(costs, self.batch_size)
-        sizes[-1] = self.m - self.batch_size * (len(costs) - 1)
-        epoch_cost = float((costs * sizes).sum() / self.m)
-        self.history.costs.extend(costs.tolist())
+        costs = torch.stack(costs).tolist()
+        last = self.m - self.batch_size * (len(costs) - 1)
+        epoch_cost = (self.batch_size * math.fsum(costs[:-1]) + last * costs[-1]) / self.m
+        self.history.costs.extend(costs)
         self.history.epoch_costs.append(epoch_cost)
-        for c in self.history.costs[-len(costs):]:
+        for c in costs:
             self.smoothed_cost.update(c)
         if hasattr(self.schedule, "observe"):
             self.schedule.observe(epoch_cost)
@@ -690,6 +703,26 @@ def _check_labels(model, Y) -> None:
                              f"cross-entropy), got values from {low:g} to {high:g}")
 
 
+BACKPROPS = ("auto", "closed_form", "autograd")
+
+
+def _closed_form_backprop(backprop, model, forward, loss, in_memory):
+    """The :class:`gdlab.backprop.MLPBackprop` that computes the gradients, or None for
+    autograd. "auto" takes the closed form wherever it computes what autograd would."""
+    from . import backprop as closed_form
+
+    if backprop not in BACKPROPS:
+        raise ValueError(f"backprop must be one of {', '.join(BACKPROPS)}, got {backprop!r}")
+    if backprop == "autograd":
+        return None
+    usable = in_memory and closed_form.supports(model, forward, loss)
+    if backprop == "closed_form" and not usable:
+        raise ValueError("backprop='closed_form' needs a gdlab MLP trained on its default "
+                         "cost, in memory, in one process, with no hooks; use 'auto' or "
+                         "'autograd'")
+    return closed_form.MLPBackprop(model) if usable else None
+
+
 #: below this many multiply-adds per step (batch size × parameters), one thread is faster
 SMALL_STEP = 2**20
 
@@ -788,7 +821,7 @@ def _prepare_data(model, X, Y):
 def fit(model, X, Y, optimizer, *, epochs, batch_size=64, loss=None, schedule=None, seed=None,
         callbacks=(), progress=True, batch_order=None, num_threads=None, on_divergence=None,
         divergence_factor=10.0, reduce_factor=0.5, run_dir=None, checkpoint_every=10,
-        resume=False, shard_optimizer_state=False) -> History:
+        resume=False, shard_optimizer_state=False, backprop="auto") -> History:
     """Train ``model`` on rows of ``X`` (examples) with targets ``Y`` by mini-batch gradient
     descent with ``optimizer``, and return its :class:`History`.
 
@@ -797,7 +830,10 @@ def fit(model, X, Y, optimizer, *, epochs, batch_size=64, loss=None, schedule=No
     one optimizer step per mini-batch on the gradient of its mean cost J^{t}. ``schedule``
     (``schedule(epoch_num, t) -> α``) sets α at the start of each epoch, or each mini-batch
     for per-step schedules. ``loss(output, Y_t)`` defaults to the cost the model's output
-    implies. ``callbacks`` get the running :class:`Fit` at ``on_fit_start``,
+    implies. ``backprop``: "auto" computes the gradients of a gdlab MLP on its default cost
+    in closed form (:mod:`gdlab.backprop`, several times faster than autograd for small
+    networks, same numbers) and uses autograd otherwise; "closed_form" or "autograd" force one.
+    ``callbacks`` get the running :class:`Fit` at ``on_fit_start``,
     ``on_epoch_end`` (or are called, if plain functions) and ``on_fit_end``.
     ``num_threads`` sets torch's CPU threads while it runs; by default small steps run on one
     thread, which is faster for them, and larger ones keep torch's setting.
@@ -828,4 +864,4 @@ def fit(model, X, Y, optimizer, *, epochs, batch_size=64, loss=None, schedule=No
                batch_order=batch_order, num_threads=num_threads, on_divergence=on_divergence,
                divergence_factor=divergence_factor, reduce_factor=reduce_factor,
                run_dir=run_dir, checkpoint_every=checkpoint_every, resume=resume,
-               shard_optimizer_state=shard_optimizer_state).run()
+               shard_optimizer_state=shard_optimizer_state, backprop=backprop).run()

@@ -221,38 +221,127 @@ def run_vectorized(model, X, Y, configs, *, epochs: int, seed: int = 0) -> list[
     return trials
 
 
+def _postgres_driver() -> str | None:
+    """An installed PostgreSQL driver for SQLAlchemy: its default one when installed (psycopg2
+    in SQLAlchemy 2.0, psycopg 3 in 2.1), else the other."""
+    import importlib.util
+
+    from sqlalchemy.dialects import postgresql
+
+    drivers = dict.fromkeys((postgresql.dialect.driver, "psycopg2", "psycopg"))
+    return next((d for d in drivers if importlib.util.find_spec(d) is not None), None)
+
+
+def storage_url(url: str):
+    """``url`` as a SQLAlchemy URL: ``postgres://`` is read as ``postgresql://``, and a
+    PostgreSQL URL without a driver (``postgresql://user@host/db``) gets the installed one."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"storage URL {url!r} is not a database URL like "
+                         f"sqlite:///study.db or postgresql://user@host/db") from None
+    if parsed.drivername in ("postgres", "postgresql"):
+        driver = _postgres_driver()
+        if driver is None:
+            raise ValueError(f"storage {hide_password(url)} needs a PostgreSQL driver: "
+                             f"pip install psycopg2-binary (or psycopg[binary])")
+        parsed = parsed.set(drivername=f"postgresql+{driver}")
+    return parsed
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password, if any, shown as ***."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL: nothing to hide that make_url can find
+        return url
+
+
 def storage(url: str):
-    """An Optuna RDB storage; SQLite waits for the lock (workers on one machine)."""
+    """An Optuna RDB storage. SQLite waits for the lock (workers on one machine); a server
+    (PostgreSQL, MySQL) gets a connection timeout, so an unreachable host fails instead of
+    hanging, and a liveness check before reusing a pooled connection, so a worker whose
+    connection the server or a firewall dropped during a long trial reconnects."""
     import optuna
 
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    parsed = storage_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        kwargs = {"connect_args": {"timeout": 60}}
+    elif parsed.get_backend_name() == "postgresql":
+        kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+    else:
+        kwargs = {"pool_pre_ping": True}
+    return optuna.storages.RDBStorage(parsed.render_as_string(hide_password=False),
+                                      engine_kwargs=kwargs)
+
+
+def _reason(error: BaseException) -> str:
+    """The database's own message (psycopg2's, sqlite3's), without SQLAlchemy's SQL echo and
+    background link."""
+    text = str(getattr(error, "orig", None) or error)
+    return " ".join(text.split()) or type(error).__name__
+
+
+def _connect(url: str) -> None:
+    """Raise a one-line ValueError when the storage cannot be reached at all (bad URL, no
+    driver, server down, wrong password or database): errors a retry will not fix."""
+    import sqlalchemy
+    from sqlalchemy.exc import SQLAlchemyError
+
+    parsed = storage_url(url)
+    kwargs = {"connect_args": {"connect_timeout": 10}} \
+        if parsed.get_backend_name() == "postgresql" else {}
+    try:
+        engine = sqlalchemy.create_engine(parsed, **kwargs)
+    except (ImportError, SQLAlchemyError) as error:  # unknown dialect, driver not installed
+        raise ValueError(f"storage {hide_password(url)}: {_reason(error)}") from None
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as error:
+        raise ValueError(f"cannot connect to the storage {hide_password(url)}: "
+                         f"{_reason(error)}") from None
+    finally:
+        engine.dispose()
 
 
 def _open_study(url: str, attempts: int = 10, **kwargs):
     """Create or join the study. Workers that start together on a new database race to
-    create its tables; the loser gets a database error and simply tries again."""
+    create its tables and the study (SQLite: "database is locked"; PostgreSQL: a duplicate
+    key in pg_type or the studies table); the loser gets a database error and simply tries
+    again. A storage that cannot be reached at all fails at once, in one line."""
     import random
     import time
 
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
+    _connect(url)
     for attempt in range(attempts):
         try:
             return optuna.create_study(storage=storage(url), load_if_exists=True, **kwargs)
-        except (SQLAlchemyError, optuna.exceptions.DuplicatedStudyError):
+        except (SQLAlchemyError, optuna.exceptions.DuplicatedStudyError) as error:
             if attempt == attempts - 1:
-                raise
+                raise ValueError(f"could not create or join the study in "
+                                 f"{hide_password(url)} after {attempts} attempts: "
+                                 f"{_reason(error)}") from error
             time.sleep(0.2 + random.random() * 0.5)
 
 
 def run_optuna(model, X, Y, space: dict, *, trials: int, epochs: int, study: str,
-               storage_url: str, seed: int | None = 0, batch_size: int = 64,
-               prune: bool = True):
+               storage_url: str, seed: int = 0, sampler_seed: int | None = 0,
+               batch_size: int = 64, prune: bool = True):
     """Add ``trials`` trials to the Optuna study ``study`` in ``storage_url`` (created if
     new, joined if it exists: several workers may run this at once). Each trial trains one
-    configuration with :func:`gdlab.fit`; the median pruner stops runs whose smoothed cost
+    configuration with :func:`gdlab.fit` from ``model`` with ``seed`` (the same mini-batch
+    order for every trial, so that they differ only in their hyperparameters);
+    ``sampler_seed`` seeds TPE (None for workers that share a study, so that they propose
+    different trials). The median pruner stops runs whose smoothed cost
     (bias-corrected EWA of J^{t}, β = 0.98) is worse than the median of earlier trials at the
     same epoch. Returns the optuna study."""
     import copy
@@ -265,7 +354,7 @@ def run_optuna(model, X, Y, space: dict, *, trials: int, epochs: int, study: str
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=max(1, epochs // 5)) \
         if prune else optuna.pruners.NopPruner()
-    sampler = optuna.samplers.TPESampler(seed=seed)
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed)
     the_study = _open_study(storage_url, study_name=study, sampler=sampler, pruner=pruner,
                             direction="minimize")
 
@@ -424,4 +513,4 @@ def figures(trials: list) -> list:
 
 __all__ = ["Range", "Trial", "parse_space", "read_space", "grid", "random_configs", "rank",
            "run_vectorized", "run_optuna", "study_trials", "fit_command", "table", "figures",
-           "storage", "METHODS"]
+           "storage", "storage_url", "hide_password", "METHODS"]

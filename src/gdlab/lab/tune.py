@@ -79,17 +79,25 @@ def trial_step(model, X, Y, batch_size: int, optimizer: str = "adam", lr: float 
     model = copy.deepcopy(model)
     parameter = next(model.parameters())
     device = parameter.device
-    X_t, Y_t = X[:batch_size].to(device), Y[:batch_size].to(device)
     forward, loss = default_loss(model)
     opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
     if device.type == "cuda":
+        # a step on one row first: the GPU libraries' workspaces and the optimizer's compiled
+        # kernel, made once per process, are then nobody's need
+        warm_up = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
+        loss(forward(X[:1].to(device)), Y[:1].to(device)).backward()
+        warm_up.step()
+        del warm_up
+        model.zero_grad(set_to_none=True)
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
+        X_t, Y_t = X[:batch_size].to(device, copy=True), Y[:batch_size].to(device, copy=True)
         loss(forward(X_t), Y_t).backward()
         opt.step()
         torch.cuda.synchronize(device)
         return int(torch.cuda.max_memory_allocated(device) - before)
+    X_t, Y_t = X[:batch_size].to(device), Y[:batch_size].to(device)
     activations = [0]
 
     def count(module, inputs, output):
@@ -246,9 +254,12 @@ def tune_batch_size(model, X, Y, *, optimizer: str = "adam", lr: float = 0.01,
                          f"(tried {', '.join(map(str, tried))}); lower the sizes or raise "
                          f"--memory-budget")
     best = trained[0]
-    reason = (f"mini-batch {best.batch_size} reached the lowest cost per second "
-              f"({best.rate:.4g}/s: cost {best.initial_cost:.4g} → {best.final_cost:.4g} in "
-              f"{best.seconds:.2f} s)")
+    reason = (f"mini-batch {best.batch_size} lowered the cost fastest ({best.rate:.4g}/s: cost "
+              f"{best.initial_cost:.4g} → {best.final_cost:.4g} in {best.seconds:.2f} s)")
+    if not best.rate > 0:
+        reason = (f"no size lowered the cost (α = {lr:g} may be too large, or the time too "
+                  f"short); mini-batch {best.batch_size} did least badly (cost "
+                  f"{best.initial_cost:.4g} → {best.final_cost:.4g} in {best.seconds:.2f} s)")
     return TuneResult(m=m, results=trained + skipped, recommended=best.batch_size,
                       reason=reason, budget=budget)
 

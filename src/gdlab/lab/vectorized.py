@@ -6,8 +6,9 @@ together: their parameters are stacked into one flat buffer ``W`` of shape (C, n
 every parameter of configuration c, as the optimizers' flat path holds them for one — and so
 are the gradients ``dW`` and the moments ``v``, ``S``. Each mini-batch step is then
 
-1. one forward and backward pass for all C networks: batched matrix products for a gdlab
-   :class:`~gdlab.models.MLP` (``path="mlp"``), or ``torch.func.vmap`` of
+1. one forward and backward pass for all C networks: back propagation in closed form with
+   batched matrix products for a gdlab :class:`~gdlab.models.MLP` on its default cost
+   (``path="mlp"``, :mod:`gdlab.backprop`), or ``torch.func.vmap`` of
    ``grad(functional_call(model, ...))`` over the rows of ``W`` for any other module
    (``path="vmap"``);
 2. one call of the update rule of :mod:`gdlab.optim.rules` on the whole (C, n) buffers, with
@@ -25,12 +26,12 @@ import inspect
 import time
 
 import torch
-import torch.nn.functional as F
 
+from .. import backprop
 from .._checks import check_positive_int
-from ..data import minibatches, shuffled_order
+from ..data import partition, shuffled_order
 from ..ewa import bias_correction
-from ..losses import binary_cross_entropy, cross_entropy, default_loss, squared_error
+from ..losses import default_loss
 from ..models import MLP
 from ..optim import OPTIMIZERS
 from ..schedules import constant, parse_schedule
@@ -109,11 +110,12 @@ class VectorizedFit:
             forward, loss = default_loss(model)
         else:
             forward = model
+        closed_form = backprop.supports(model, forward, loss)
         if path == "auto":
-            path = "mlp" if isinstance(model, MLP) and forward == model.logits else "vmap"
-        if path == "mlp" and not (isinstance(model, MLP) and forward == model.logits):
-            raise ValueError("path='mlp' needs a gdlab MLP trained on its default cost; use "
-                             "path='vmap' for other models or costs")
+            path = "mlp" if closed_form else "vmap"
+        if path == "mlp" and not closed_form:
+            raise ValueError("path='mlp' needs a gdlab MLP trained on its default cost, with "
+                             "no hooks; use path='vmap' for other models or costs")
         self.path, self.loss = path, loss
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
@@ -137,13 +139,17 @@ class VectorizedFit:
 
         self.dtype, self.device = dtype, device
         self.numeric = {name: column(name) for name in NUMERIC[self.optimizer]}
+        self.numeric_in_dtype = {name: c.to(dtype) for name, c in self.numeric.items()}
         self.options = {name: self.configs[0][name] for name in OPTIONS[self.optimizer]}
         self.schedules = [parse_schedule(c["schedule"], c["lr"]) if c["schedule"]
                           else constant(c["lr"]) for c in self.configs]
         self.per_step = any(getattr(s, "per_step", False) for s in self.schedules)
+        self.fixed_lr = all(type(s) is constant for s in self.schedules)
         self.lr = column("lr").to(dtype)
         self.histories = [History() for _ in self.configs]
         self.epoch_num, self.t = 0, 0
+        self._backprop = backprop.MLPBackprop(model) if path == "mlp" else None
+        self._W_views = self._views(self.W)
         self._gradient = self._mlp_gradient if path == "mlp" else self._vmap_gradient()
 
     @property
@@ -159,21 +165,13 @@ class VectorizedFit:
                                                                           self.shapes, strict=True)]
 
     def _mlp_gradient(self, X_t, Y_t):
-        """(dW, costs): dW (C, n) and J^{t} of each configuration, by batched matrix products."""
-        W = self.W.detach().requires_grad_()
-        views = self._views(W)
-        a = X_t
-        activation, layers = self.model.activation, len(views) // 2
-        for layer in range(layers):
-            weight, bias = views[2 * layer], views[2 * layer + 1]
-            if layer == 0:
-                z = torch.matmul(a, weight.transpose(1, 2)) + bias.unsqueeze(1)
-            else:
-                z = torch.baddbmm(bias.unsqueeze(1), a, weight.transpose(1, 2))
-            a = activation(z) if layer < layers - 1 else z
-        costs = _per_row_cost(self.loss, z, Y_t)
-        (dW,) = torch.autograd.grad(costs.sum(), W)
-        return dW, costs.detach()
+        """(dW, costs): dW (C, n) and J^{t} of each configuration, by back propagation in
+        closed form (:mod:`gdlab.backprop`) with batched matrix products."""
+        views = self._W_views  # (W is updated in place: its views stay valid)
+        costs, dweights, dbiases = self._backprop(views[0::2], views[1::2], X_t, Y_t)
+        C = self.W.shape[0]
+        grads = [g.reshape(C, -1) for pair in zip(dweights, dbiases) for g in pair]
+        return torch.cat(grads, dim=1), costs
 
     def _vmap_gradient(self):
         from torch.func import functional_call, grad_and_value, vmap
@@ -199,56 +197,58 @@ class VectorizedFit:
         self.lr = torch.tensor(lrs, dtype=torch.float64, device=self.device).view(-1, 1).to(
             self.dtype)
 
-    def _hyperparameters(self) -> dict:
-        """The rule's keyword arguments for step t: (C, 1) tensors in the buffers' dtype."""
-        hyper = {"lr": self.lr, **self.options}
-        for name, column in self.numeric.items():
-            hyper[name] = column.to(self.dtype)
-        t = self.t
-        if self.optimizer == "adam":
-            hyper["v_correction"] = bias_correction(self.numeric["beta1"], t).to(self.dtype)
-            hyper["S_correction"] = bias_correction(self.numeric["beta2"], t).to(self.dtype)
-        elif self.optimizer == "rmsprop":
-            correction = self.options["bias_correction"]
-            hyper.pop("bias_correction")
-            hyper["S_correction"] = bias_correction(self.numeric["beta2"], t).to(
-                self.dtype) if correction else None
-        return hyper
+    def _corrections(self, steps: int) -> dict:
+        """The rule's bias corrections 1-β^t for this epoch's steps t+1 … t+steps, as
+        (C, steps) tensors in the buffers' dtype (column k: the epoch's k-th step)."""
+        names = {"adam": {"v_correction": "beta1", "S_correction": "beta2"},
+                 "rmsprop": {"S_correction": "beta2"}}.get(self.optimizer, {})
+        if not self.options.get("bias_correction", True):
+            names = {}
+        t = torch.arange(self.t + 1, self.t + steps + 1, dtype=torch.float64,
+                         device=self.device)
+        return {key: bias_correction(self.numeric[beta], t).to(self.dtype)
+                for key, beta in names.items()}
 
     def run_epoch(self) -> torch.Tensor:
         """One epoch for every configuration; returns the C epoch costs."""
         self.epoch_num += 1
-        fixed = all(type(s) is constant for s in self.schedules)
         if self.per_step:
             self._set_lr(self.t + 1)  # as fit: α of the epoch's first mini-batch
-        elif not fixed:
+        elif not self.fixed_lr:
             self._set_lr()
         lrs = self.lr.double().reshape(-1).tolist()
         for history, lr in zip(self.histories, lrs, strict=True):
             history.lrs.append(lr)
         order = shuffled_order(self.m, self.generator, self.X.device)
         costs, rule, moments = [], self.rule, tuple(self.moments.values())
-        hyper = self._hyperparameters()
-        for X_t, Y_t in minibatches(self.X, self.Y, self.batch_size, order=order):
-            self.t += 1
-            if self.per_step:
-                self._set_lr(self.t)
-            if self.optimizer in ("adam", "rmsprop") or self.per_step:
-                hyper = self._hyperparameters()
-            dW, cost = self._gradient(X_t, Y_t)
-            with torch.no_grad():
+        corrections = self._corrections(-(-self.m // self.batch_size))
+        hyper = {"lr": self.lr, **self.numeric_in_dtype, **self.options}
+        hyper.pop("bias_correction", None)
+        if self.optimizer == "rmsprop" and not corrections:
+            hyper["S_correction"] = None
+        with torch.no_grad():
+            for k, (X_t, Y_t) in enumerate(partition(self.X[order], self.Y[order],
+                                                      self.batch_size)):
+                self.t += 1
+                if self.per_step:
+                    self._set_lr(self.t)
+                    hyper["lr"] = self.lr
+                for key, column in corrections.items():
+                    hyper[key] = column[:, k:k + 1]
+                dW, cost = self._gradient(X_t, Y_t)
                 rule(self.W, dW, *moments, **hyper)
-            costs.append(cost)
+                costs.append(cost)
         costs = torch.stack(costs).double().cpu()  # (steps, C)
-        sizes = torch.full((costs.shape[0], 1), float(self.batch_size), dtype=torch.float64)
-        sizes[-1] = self.m - self.batch_size * (costs.shape[0] - 1)
-        epoch_costs = (costs * sizes).sum(0) / self.m
-        for c, history in enumerate(self.histories):
-            history.costs.extend(costs[:, c].tolist())
-            history.epoch_costs.append(float(epoch_costs[c]))
-            observe = getattr(self.schedules[c], "observe", None)
+        last = self.m - self.batch_size * (costs.shape[0] - 1)
+        epoch_costs = (self.batch_size * costs[:-1].sum(0) + last * costs[-1]) / self.m
+        for history, schedule, run_costs, epoch_cost in zip(
+                self.histories, self.schedules, costs.t().tolist(), epoch_costs.tolist(),
+                strict=True):
+            history.costs.extend(run_costs)
+            history.epoch_costs.append(epoch_cost)
+            observe = getattr(schedule, "observe", None)
             if observe is not None:
-                observe(float(epoch_costs[c]))
+                observe(epoch_cost)
         return epoch_costs
 
     def run(self, callbacks=()) -> list[History]:
@@ -293,24 +293,6 @@ class _Logits(torch.nn.Module):
 
     def forward(self, x):
         return self.model.logits(x)
-
-
-def _per_row_cost(loss, z, Y_t):
-    """J^{t} of each of the C networks from their outputs z of shape (C, batch, n_y): the
-    same means as the losses of :mod:`gdlab.losses` take over one network's outputs."""
-    C = z.shape[0]
-    if loss is binary_cross_entropy:
-        target = Y_t.reshape(z.shape[1:]).to(z.dtype).expand_as(z)
-        return F.binary_cross_entropy_with_logits(z, target, reduction="none").reshape(
-            C, -1).mean(1)
-    if loss is cross_entropy:
-        labels = Y_t.reshape(-1).long().repeat(C)
-        return F.cross_entropy(z.reshape(-1, z.shape[-1]), labels, reduction="none").view(
-            C, -1).mean(1)
-    if loss is squared_error:
-        target = Y_t.reshape(z.shape[1:]).to(z.dtype).expand_as(z)
-        return F.mse_loss(z, target, reduction="none").reshape(C, -1).mean(1)
-    raise ValueError("path='mlp' takes the default costs of gdlab's MLP; use path='vmap'")
 
 
 def fit_many(model, X, Y, configs, *, epochs, batch_size=64, seed=None, loss=None,

@@ -3,8 +3,8 @@
 Run eagerly, a rule costs one pass over memory per tensor operation (Adam: about ten); compiled,
 it reads W, dW and the moments once and writes them once — the memory traffic the formula
 needs and no more. The rule is the same function as in :mod:`gdlab.optim.rules`; its numeric
-hyperparameters (α, β, ε and the bias corrections 1-β^t) go in as 0-d float64 tensors, so a
-new α, β or step count reuses the compiled code.
+hyperparameters (α, β, ε and the bias corrections 1-β^t) go in as 0-d float64 tensors (views
+into one tensor, made in one call), so a new α, β or step count reuses the compiled code.
 
 Compiling costs seconds on the first call (per rule, dtype and option), so ``auto`` uses it only
 for buffers of at least ``FUSED_MIN_NUMEL`` elements, where each step saves more than that
@@ -40,9 +40,13 @@ def run(rule, *tensors, **hyperparameters) -> None:
     compiled = _compiled.get(rule)
     if compiled is None:
         compiled = _compiled[rule] = torch.compile(rule, fullgraph=True)
-    as_tensors = {name: torch.tensor(float(value), dtype=torch.float64, device=device)
-                  if isinstance(value, int | float) and not isinstance(value, bool) else value
-                  for name, value in hyperparameters.items()}
+    numbers = [name for name, value in hyperparameters.items()
+               if isinstance(value, int | float) and not isinstance(value, bool)]
+    values = torch.tensor([float(hyperparameters[name]) for name in numbers],
+                          dtype=torch.float64)
+    if device.type != "cpu":  # from pinned memory, asynchronously: no wait for the GPU
+        values = values.pin_memory().to(device, non_blocking=True)
+    as_tensors = {**hyperparameters, **dict(zip(numbers, values.unbind(), strict=True))}
     try:
         compiled(*tensors, **as_tensors)
     except Exception as error:  # compiling failed before any tensor was touched

@@ -8,10 +8,12 @@ moment tensors (``v``, ``S``), all starting at 0.
 Fast path (``flat=True``, the default): the parameters of a param group (same dtype and
 device) are moved into one contiguous buffer, and so are their gradients and moments; each
 parameter, its ``.grad`` and its state tensors become views into these buffers, and the rule
-runs once over the whole buffers instead of once per tensor. ``flat=False`` applies the rule
-tensor by tensor (the reference path). With ``fused`` the rule is compiled into one pass over
-the flat buffers (:mod:`gdlab.optim.fused`; by default for buffers of a million elements or
-more). All paths run the same rule and give the same numbers.
+runs once over the whole buffers instead of once per tensor. While every parameter has its
+gradient and all share one t, the group keeps that t itself (written into each parameter's
+state when ``state`` or ``state_dict()`` is read), so a step has no per-parameter Python.
+``flat=False`` applies the rule tensor by tensor (the reference path). With ``fused`` the rule
+is compiled into one pass over the flat buffers (:mod:`gdlab.optim.fused`; by default for
+buffers of a million elements or more). All paths run the same rule and give the same numbers.
 """
 
 from __future__ import annotations
@@ -25,14 +27,21 @@ from ..ewa import bias_correction
 from . import fused as fused_path
 from . import rules
 
+_grad = operator.attrgetter("grad")
+
 
 class _FlatGroup:
     """One param group's parameters, gradients and moments as contiguous buffers ``W``,
     ``dW`` and ``moments[name]``; the parameters, their ``.grad`` and their state tensors
-    are views into them. As in torch, a parameter gets state at its first gradient."""
+    are views into them. As in torch, a parameter gets state at its first gradient.
 
-    def __init__(self, params, state, moment_names):
-        self.params = params
+    Once a step finds every parameter with a gradient and one step count, the group holds that
+    count in ``t``: the usual step then costs a few sweeps over the parameters in C (is each
+    still in ``W``, each gradient its view in ``dW``) and no per-parameter Python. The count is
+    written into each parameter's state when the state is read (:meth:`release`)."""
+
+    def __init__(self, params, moment_names):
+        self.params = tuple(params)
         self.bounds = []
         start = 0
         for p in params:
@@ -41,37 +50,46 @@ class _FlatGroup:
         self.W = torch.cat([p.detach().reshape(-1) for p in params])
         self.dW = torch.zeros_like(self.W)
         self.moments = {name: torch.zeros_like(self.W) for name in moment_names}
-        self.grad_views = []
-        for p, (a, b) in zip(params, self.bounds, strict=True):
-            p.data = self.W[a:b].view_as(p)
-            self.grad_views.append(self.dW[a:b].view_as(p))
-            if state.get(p):  # moments so far (e.g. loaded) move into the buffers
-                for name, buffer in self.moments.items():
-                    buffer[a:b].copy_(state[p][name].reshape(-1))
-                    state[p][name] = buffer[a:b].view_as(p)
-        self.data_ptrs = [p.data_ptr() for p in params]
-        self.states = None  # each parameter's state dict, once all have one
+        self.grad_views = self._views(self.dW)
+        self.moment_views = {name: self._views(buffer) for name, buffer in self.moments.items()}
+        for p, W in zip(self.params, self._views(self.W), strict=True):
+            p.data = W
+        self.data_ptrs = list(map(torch.Tensor.data_ptr, self.params))
+        self.t = None  # the step count of every parameter, while the group holds it
+        self.states = None  # every parameter's state dict, while the group holds t
 
-    def intact(self) -> bool:
-        """False if a parameter's storage was replaced (e.g. by ``model.to``) since."""
-        return list(map(torch.Tensor.data_ptr, self.params)) == self.data_ptrs
+    def _views(self, buffer) -> list[torch.Tensor]:
+        """Each parameter's piece of ``buffer``, in the parameter's shape."""
+        return [buffer[a:b].view_as(p) for p, (a, b) in zip(self.params, self.bounds, strict=True)]
+
+    def intact(self, params) -> bool:
+        """Whether ``params`` are this group's parameters, still in ``W`` (``model.to``, for one,
+        moves them out)."""
+        return (len(params) == len(self.params) and all(map(operator.is_, params, self.params))
+                and list(map(torch.Tensor.data_ptr, params)) == self.data_ptrs)
+
+    def grads_in_place(self) -> bool:
+        """Whether every parameter's ``.grad`` is its view into ``dW``."""
+        return all(map(operator.is_, map(_grad, self.params), self.grad_views))
+
+    def release(self) -> None:
+        """Write the step count the group holds into every parameter's state, and stop holding
+        it: the next step reads the state again (whoever reads it may also change it)."""
+        if self.t is not None:
+            for p_state in self.states:
+                p_state["t"] = self.t
+            self.t = self.states = None
 
     def segments(self, state) -> list[tuple[int, int, int]]:
         """Gather fresh gradients into ``dW``, advance t, and return (a, b, t): the maximal runs
         of consecutive parameters that have a gradient and share the step count t."""
-        grads = [p.grad for p in self.params]
-        if all(map(operator.is_, grads, self.grad_views)):  # the usual case, in one sweep
-            if self.states is None:
-                self.states = [state[p] for p in self.params]
-            t = self.states[0].get("t", 0)
-            if all(p_state.get("t") == t for p_state in self.states):
-                t += 1
-                for p_state in self.states:
-                    p_state["t"] = t
-                return [(0, self.W.numel(), t)]
-        stale_views, stale_grads, runs = [], [], []
-        for p, grad_view, (a, b) in zip(self.params, self.grad_views, self.bounds, strict=True):
-            dW = p.grad
+        if self.t is not None and self.grads_in_place():  # the usual step
+            self.t += 1
+            return [(0, self.W.numel(), self.t)]
+        self.release()
+        stale_views, stale_grads, runs, states = [], [], [], []
+        for i, (p, (a, b)) in enumerate(zip(self.params, self.bounds, strict=True)):
+            dW, grad_view = p.grad, self.grad_views[i]
             if dW is None:
                 runs.append(None)
                 continue
@@ -82,12 +100,15 @@ class _FlatGroup:
                 stale_grads.append(dW)
                 p.grad = grad_view
             p_state = state[p]
-            if not p_state:
+            if not p_state:  # its first gradient: t and the moments start at 0
                 p_state["t"] = 0
-                for name, buffer in self.moments.items():
-                    buffer[a:b].zero_()
-                    p_state[name] = buffer[a:b].view_as(p)
+                for name, views in self.moment_views.items():
+                    p_state[name] = views[i].zero_()
+            for name, views in self.moment_views.items():
+                if p_state[name] is not views[i]:  # loaded, or from before a rebuild
+                    p_state[name] = views[i].copy_(p_state[name])
             p_state["t"] += 1
+            states.append(p_state)
             t = p_state["t"]
             if runs and runs[-1] is not None and runs[-1][2] == t:
                 runs[-1] = (runs[-1][0], b, t)
@@ -95,14 +116,18 @@ class _FlatGroup:
                 runs.append((a, b, t))
         if stale_views:
             torch._foreach_copy_(stale_views, stale_grads)
-        return [run for run in runs if run is not None]
+        runs = [run for run in runs if run is not None]
+        if len(runs) == 1 and runs[0][:2] == (0, self.W.numel()):  # all stepped, to one t
+            self.t, self.states = runs[0][2], states
+        return runs
 
     def zero_grad(self) -> None:
         """Zero every gradient in one operation; parameters without one keep ``None``."""
         self.dW.zero_()
-        for p, grad_view in zip(self.params, self.grad_views, strict=True):
-            if p.grad is not None:
-                p.grad = grad_view
+        if not self.grads_in_place():
+            for p, grad_view in zip(self.params, self.grad_views, strict=True):
+                if p.grad is not None:
+                    p.grad = grad_view
 
 
 class RuleOptimizer(torch.optim.Optimizer):
@@ -123,8 +148,38 @@ class RuleOptimizer(torch.optim.Optimizer):
         self._flat_groups: dict[int, _FlatGroup] = {}
         super().__init__(params, defaults)
 
+    @property
+    def state(self):
+        """Each parameter's state ``{"t": ..., moment: tensor}``, as in torch: reading it writes
+        the step counts held by the flat groups into it."""
+        self._release()
+        return vars(self)["state"]
+
+    @state.setter
+    def state(self, state):
+        self._release()
+        vars(self)["state"] = state
+
+    def _release(self):
+        for flat in self._flat_groups.values():
+            flat.release()
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "flat": self.flat, "fused": self.fused}
+
+    def __setstate__(self, state):
+        """Unpickling, and (from torch's ``load_state_dict``) loading a state: the flat buffers
+        are rebuilt at the next step, from the state now in place."""
+        super().__setstate__(state)
+        self._flat_groups = {}
+
     def hyperparameters(self, group, t) -> dict:  # pragma: no cover - every subclass defines it
         raise NotImplementedError
+
+    def torch_kernel(self, W, dW, moments, group, t) -> bool:
+        """Run the rule as torch's own one-pass kernel for the same formula, if it has one
+        (returns whether it ran). Used for flat buffers too small to repay compiling."""
+        return False
 
     def _apply(self, W, dW, state, group, fused=False):
         tensors = (W, dW, *(state[name] for name in self.moments))
@@ -136,15 +191,17 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     def _flat_group(self, index, group):
         """The group's flat buffers, built on first use (None if the group can't be flat)."""
-        flat = self._flat_groups.get(index)
-        if flat is not None and flat.params == group["params"] and flat.intact():
-            return flat
         params = group["params"]
+        flat = self._flat_groups.get(index)
+        if flat is not None:
+            if flat.intact(params):
+                return flat
+            flat.release()  # its step counts go to the state before it is rebuilt
+            del self._flat_groups[index]
         if not self.flat or not params or any(p.is_sparse for p in params) or len(
                 {(p.dtype, p.device) for p in params}) != 1:
             return None
-        flat = _FlatGroup(params, self.state, self.moments)
-        self._flat_groups[index] = flat
+        flat = self._flat_groups[index] = _FlatGroup(params, self.moments)
         return flat
 
     @torch.no_grad()
@@ -153,44 +210,48 @@ class RuleOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        state = vars(self)["state"]  # not self.state, which makes the flat groups release t
         for index, group in enumerate(self.param_groups):
             flat = self._flat_group(index, group)
             if flat is None:
-                self._step_per_tensor(group)
+                self._step_per_tensor(group, state)
                 continue
             whole = (0, flat.W.numel())
-            for a, b, t in flat.segments(self.state):
+            for a, b, t in flat.segments(state):
                 if (a, b) == whole:  # the usual case: one pass over the whole buffers
-                    W, dW, state = flat.W, flat.dW, dict(flat.moments)
+                    W, dW, moments = flat.W, flat.dW, dict(flat.moments)
                     fused = fused_path.use_fused(self.fused, W)
+                    if self.fused is None and not fused and self.torch_kernel(
+                            W, dW, moments, group, t):
+                        continue
                 else:  # some parameters had no gradient or lag in t: eager, piece by piece
                     W, dW = flat.W[a:b], flat.dW[a:b]
-                    state = {name: buffer[a:b] for name, buffer in flat.moments.items()}
+                    moments = {name: buffer[a:b] for name, buffer in flat.moments.items()}
                     fused = False
-                state["t"] = t
-                self._apply(W, dW, state, group, fused)
+                moments["t"] = t
+                self._apply(W, dW, moments, group, fused)
         return loss
 
-    def _step_per_tensor(self, group):
+    def _step_per_tensor(self, group, state):
         for W in group["params"]:
             if W.grad is None:
                 continue
             if W.grad.is_sparse:
                 raise TypeError(f"{type(self).__name__} does not support sparse gradients")
-            state = self.state[W]
-            if "t" not in state:
-                state["t"] = 0
+            W_state = state[W]
+            if "t" not in W_state:
+                W_state["t"] = 0
                 for name in self.moments:
-                    state[name] = torch.zeros_like(W, memory_format=torch.preserve_format)
-            state["t"] += 1
-            self._apply(W, W.grad, state, group)
+                    W_state[name] = torch.zeros_like(W, memory_format=torch.preserve_format)
+            W_state["t"] += 1
+            self._apply(W, W.grad, W_state, group)
 
     def zero_grad(self, set_to_none: bool = True):
         """Clear the gradients: ``None`` (the default, as torch), or zeros in place — one
         operation per flat buffer."""
         for index, group in enumerate(self.param_groups):
             flat = self._flat_groups.get(index)
-            if not set_to_none and flat is not None and flat.params == group["params"]:
+            if not set_to_none and flat is not None and flat.intact(group["params"]):
                 flat.zero_grad()
                 continue
             for p in group["params"]:
@@ -204,10 +265,6 @@ class RuleOptimizer(torch.optim.Optimizer):
                     else:
                         p.grad.requires_grad_(False)
                     p.grad.zero_()
-
-    def load_state_dict(self, state_dict):
-        super().load_state_dict(state_dict)
-        self._flat_groups.clear()  # rebuilt at the next step from the loaded state
 
 
 class GD(RuleOptimizer):
@@ -251,6 +308,17 @@ class Momentum(RuleOptimizer):
 
     def hyperparameters(self, group, t):
         return {"lr": group["lr"], "beta": group["beta"], "form": group["form"]}
+
+    def torch_kernel(self, W, dW, moments, group, t) -> bool:
+        """torch's fused SGD: v := β·v + (1 - dampening)·dW ; W := W - α·v, with dampening β
+        for the "ewa" form and 0 for "sum" (v starts at 0, as here: never its first-step copy)."""
+        if group["beta"] == 0:  # torch's kernel then keeps no v at all
+            return False
+        dampening = group["beta"] if group["form"] == "ewa" else 0.0
+        torch._fused_sgd_([W], [dW], [moments["v"]], weight_decay=0.0, momentum=group["beta"],
+                          lr=group["lr"], dampening=dampening, nesterov=False, maximize=False,
+                          is_first_step=False)
+        return True
 
 
 class RMSProp(RuleOptimizer):
@@ -301,3 +369,11 @@ class Adam(RuleOptimizer):
         return {"lr": group["lr"], "beta1": group["beta1"], "beta2": group["beta2"],
                 "eps": group["eps"], "v_correction": bias_correction(group["beta1"], t),
                 "S_correction": bias_correction(group["beta2"], t)}
+
+    def torch_kernel(self, W, dW, moments, group, t) -> bool:
+        """torch's fused Adam: the same formula, with 1-β^t from the step count t."""
+        torch._fused_adam_([W], [dW], [moments["v"]], [moments["S"]], [],
+                           [torch.tensor(float(t), device=W.device)], lr=group["lr"],
+                           beta1=group["beta1"], beta2=group["beta2"], weight_decay=0.0,
+                           eps=group["eps"], amsgrad=False, maximize=False)
+        return True

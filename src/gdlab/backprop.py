@@ -1,0 +1,243 @@
+"""Forward and backward propagation of a gdlab :class:`~gdlab.models.MLP` in closed form, with
+the lecture's equations (rows of A are examples):
+
+    forward:   Z^[l] = A^[l-1]·W^[l]ᵀ + b^[l] ;  A^[l] = g(Z^[l]) ;  A^[0] = X
+    backward:  dW^[l] = dZ^[l]ᵀ·A^[l-1] ;  db^[l] = Σ_rows dZ^[l]
+               dA^[l-1] = dZ^[l]·W^[l] ;  dZ^[l-1] = dA^[l-1] ⊙ g'(Z^[l-1])
+
+and dZ^[L] = ∂J/∂Z^[L] of the MLP's default cost on a mini-batch of m rows and n_y outputs:
+(σ(Z) - Y)/(m·n_y) for a sigmoid output with cross-entropy, (softmax(Z) - one_hot(Y))/m for a
+softmax output, 2·(Z - Y)/(m·n_y) for a linear output with squared error.
+
+For the course's small networks this is several times faster than autograd (which records and
+walks a graph for a few hundred multiply-adds) and gives the same numbers to rounding.
+:func:`gdlab.fit` uses it for an MLP trained on its default cost (``backprop="auto"``), and
+:class:`gdlab.lab.vectorized.VectorizedFit` for C networks at once: every parameter then has a
+leading dimension C, X and Y are shared, and the C networks' activations lie side by side in
+one matrix A^[l] of shape (m, C·n_l). A layer's C products are then one matrix product with a
+block-diagonal matrix of the C weight matrices (C times the multiply-adds, but one call instead
+of C tiny ones) while that matrix is small (``BLOCK_DIAGONAL_MAX`` entries), else a batched
+product.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .losses import binary_cross_entropy, cross_entropy, default_loss, squared_error
+
+#: the default cost of each output of an MLP
+COSTS = {"sigmoid": binary_cross_entropy, "softmax": cross_entropy, "linear": squared_error}
+#: C networks' layer l as one block-diagonal product while its C²·n_l·n_{l-1} entries are fewer
+BLOCK_DIAGONAL_MAX = 1 << 17
+
+
+def supports(model, forward, loss) -> bool:
+    """Whether :class:`MLPBackprop` computes exactly what ``loss(forward(X), Y)`` and autograd
+    would: a gdlab MLP on its default cost, with no hooks that autograd would run."""
+    from .models import MLP
+
+    if not isinstance(model, MLP) or (forward, loss) != default_loss(model):
+        return False
+    if any(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+           or module._backward_pre_hooks for module in model.modules()):
+        return False
+    return all(p.requires_grad and not p._backward_hooks
+               and not getattr(p, "_post_accumulate_grad_hooks", None)
+               for p in model.parameters())
+
+
+class MLPBackprop:
+    """J and its gradients for ``model``'s architecture and default cost, in closed form."""
+
+    def __init__(self, model):
+        self.hidden, self.output = model.hidden, model.output
+        self.slope = getattr(model.activation, "negative_slope", 0.0)
+        self._work: dict = {}
+
+    def _activate(self, Z):
+        """A = g(Z), the hidden activation, in place."""
+        if self.hidden == "relu":
+            return Z.relu_()
+        if self.hidden == "tanh":
+            return Z.tanh_()
+        if self.hidden == "sigmoid":
+            return Z.sigmoid_()
+        return F.leaky_relu_(Z, self.slope)
+
+    def _backward_activation(self, dA, A):
+        """dZ = dA ⊙ g'(Z), g' written in terms of A = g(Z) (the kernels autograd runs):
+        relu 1[A > 0], leaky relu 1[A > 0] or its slope, tanh 1 - A², sigmoid A·(1 - A)."""
+        aten = torch.ops.aten
+        if self.hidden == "relu":
+            return aten.threshold_backward(dA, A, 0)
+        if self.hidden == "tanh":
+            return aten.tanh_backward(dA, A)
+        if self.hidden == "sigmoid":
+            return aten.sigmoid_backward(dA, A)
+        return aten.leaky_relu_backward(dA, A, self.slope, True)
+
+    def output_gradient(self, Z, Y, out=None):
+        """dZ^[L] = ∂J/∂Z^[L] for the mean cost over the m rows of Z: Z is (m, n_y) for one
+        network, (m, C, n_y) for C; Y holds the m rows' targets."""
+        m, n_y = Z.shape[0], Z.shape[-1]
+        if self.output == "softmax":
+            target = F.one_hot(Y.reshape(-1).long(), n_y).to(Z.dtype)
+        else:
+            target = Y if Y.shape == (m, n_y) and Y.dtype == Z.dtype else Y.reshape(
+                m, n_y).to(Z.dtype)
+        if Z.dim() == 3:
+            target = target.unsqueeze(1)
+        if self.output == "softmax":
+            return torch.softmax(Z, dim=-1, out=out).sub_(target).div_(m)
+        if self.output == "sigmoid":
+            return torch.sigmoid(Z, out=out).sub_(target).div_(m * n_y)
+        return torch.sub(Z, target, out=out).mul_(2 / (m * n_y))
+
+    def cost(self, Z, Y):
+        """J: a 0-d tensor for one network (Z of shape (m, n_y)), shape (C,) for C networks
+        (Z of shape (m, C, n_y)) — each the mean over its m rows, as :mod:`gdlab.losses`."""
+        if Z.dim() == 2:
+            return COSTS[self.output](Z, Y)
+        m, C, n_y = Z.shape
+        if self.output == "softmax":
+            labels = Y.reshape(-1).long().repeat_interleave(C)
+            return F.cross_entropy(Z.reshape(-1, n_y), labels, reduction="none").view(
+                m, C).mean(0)
+        target = Y.reshape(m, 1, n_y).to(Z.dtype).expand_as(Z)
+        per_element = (F.binary_cross_entropy_with_logits if self.output == "sigmoid"
+                       else F.mse_loss)(Z, target, reduction="none")
+        return per_element.mean((0, 2))
+
+    def gradients_of(self, model):
+        """``gradients(X, Y) -> J``: J of the mini-batch, its gradients written into each
+        parameter's ``.grad`` (overwritten: no zeroing needed). Call under ``torch.no_grad()``."""
+        params = list(model.parameters())
+        weights, biases = params[0::2], params[1::2]
+
+        def gradients(X, Y):
+            grads = [p.grad for p in params]
+            if any(grad is None for grad in grads):
+                for p in params:
+                    if p.grad is None:
+                        p.grad = torch.empty_like(p)
+                grads = [p.grad for p in params]
+            return self(weights, biases, X, Y, grads[0::2], grads[1::2])[0]
+
+        return gradients
+
+    def _workspace(self, X, weights) -> tuple[list, list]:
+        """Reused tensors for Z^[l] and dA^[l] of one network on ``m`` rows: for small networks,
+        allocating them anew costs as much as computing them."""
+        key = (X.shape[0], X.dtype, X.device)
+        work = self._work.get(key)
+        if work is None:
+            Zs = [X.new_empty(X.shape[0], W.shape[0]) for W in weights]
+            work = self._work[key] = (Zs, [Z.new_empty(Z.shape) for Z in Zs])
+        return work
+
+    def __call__(self, weights, biases, X, Y, dweights=None, dbiases=None):
+        """(J, dweights, dbiases) of the mini-batch (X, Y), for one network or — parameters
+        with a leading dimension C — C networks. One network's gradients are written into
+        ``dweights``/``dbiases`` where given (tensors of the parameters' shapes)."""
+        if weights[0].dim() == 3:
+            return self._many(weights, biases, X, Y)
+        L = len(weights)
+        Zs, dAs = self._workspace(X, weights)
+        activations = [X]
+        for l in range(L):
+            Z = torch.addmm(biases[l], activations[l], weights[l].t(), out=Zs[l])
+            activations.append(Z if l == L - 1 else self._activate(Z))
+        Z = activations[L]
+        J = self.cost(Z, Y)
+        dZ = self.output_gradient(Z, Y, out=dAs[L - 1])
+        dweights = list(dweights) if dweights is not None else [None] * L
+        dbiases = list(dbiases) if dbiases is not None else [None] * L
+        for l in range(L - 1, -1, -1):
+            A_prev = activations[l]
+            dweights[l] = torch.mm(dZ.t(), A_prev, out=dweights[l])
+            dbiases[l] = torch.sum(dZ, 0, out=dbiases[l])
+            if l > 0:
+                dZ = self._backward_activation(torch.mm(dZ, weights[l], out=dAs[l - 1]), A_prev)
+        return J, dweights, dbiases
+
+    def _product(self, W, shared_input):
+        """The layer's :class:`_WideProduct` (kept while W's storage is the same)."""
+        key = ("product", W.data_ptr(), W.shape, W.stride(), W.dtype, W.device)
+        product = self._work.get(key)
+        if product is None:
+            product = self._work[key] = _WideProduct(W, shared_input)
+        product.refresh()
+        return product
+
+    def _many(self, weights, biases, X, Y):
+        """C networks at once, their activations side by side: A^[l] of shape (m, C·n_l)."""
+        C, m, L = weights[0].shape[0], X.shape[0], len(weights)
+        products = [self._product(W, l == 0) for l, W in enumerate(weights)]
+        activations = [X]
+        for l in range(L):
+            Z = products[l].forward(activations[l], biases[l])
+            activations.append(Z if l == L - 1 else self._activate(Z))
+        Z = activations[L].view(m, C, -1)
+        J = self.cost(Z, Y)
+        dZ = self.output_gradient(Z, Y).view(m, -1)
+        dweights, dbiases = [None] * L, [None] * L
+        for l in range(L - 1, -1, -1):
+            A_prev = activations[l]
+            dweights[l] = products[l].weight_gradient(dZ, A_prev)
+            dbiases[l] = dZ.sum(0).view(C, -1)
+            if l > 0:
+                dZ = self._backward_activation(products[l].backward(dZ), A_prev)
+        return J, dweights, dbiases
+
+
+class _WideProduct:
+    """Z = A·Wᵀ + b for C networks side by side: A (m, C·n_in) or, for the first layer, the
+    shared X (m, n_in); W (C, n_out, n_in); Z (m, C·n_out)."""
+
+    def __init__(self, W, shared_input):
+        self.W, self.shared_input = W, shared_input
+        self.C, self.n_out, self.n_in = W.shape
+        self.blocks = self.diagonal = None
+        if not shared_input and self.C * self.C * self.n_in * self.n_out <= BLOCK_DIAGONAL_MAX:
+            self.blocks = W.new_zeros(self.C * self.n_in, self.C * self.n_out)
+            self.diagonal = self._diagonal(self.blocks, self.n_in, self.n_out)
+            self.W_t = W.permute(0, 2, 1)
+
+    def refresh(self) -> None:
+        """Copy the current W into the diagonal blocks (the rest stays zero)."""
+        if self.blocks is not None:
+            self.diagonal.copy_(self.W_t)
+
+    def _diagonal(self, M, rows, columns):
+        """The C diagonal blocks of M (C·rows, C·columns), as a (C, rows, columns) view."""
+        return M.view(self.C, rows, self.C, columns).diagonal(dim1=0, dim2=2).permute(2, 0, 1)
+
+    def forward(self, A, b):
+        if self.shared_input:  # X: one product with the C matrices W stacked
+            return torch.addmm(b.reshape(-1), A, self.W.reshape(-1, self.n_in).t())
+        if self.blocks is not None:
+            return torch.addmm(b.reshape(-1), A, self.blocks)
+        m = A.shape[0]
+        Z = torch.baddbmm(b.unsqueeze(1), A.view(m, self.C, -1).transpose(0, 1),
+                          self.W.transpose(1, 2))
+        return Z.transpose(0, 1).reshape(m, -1)
+
+    def weight_gradient(self, dZ, A):
+        """dW (C, n_out, n_in): each network's dZᵀ·A."""
+        if self.shared_input:
+            return torch.mm(dZ.t(), A).view(self.C, self.n_out, self.n_in)
+        if self.blocks is not None:
+            return self._diagonal(torch.mm(dZ.t(), A), self.n_out, self.n_in)
+        m = A.shape[0]
+        return torch.bmm(dZ.view(m, self.C, -1).permute(1, 2, 0),
+                         A.view(m, self.C, -1).transpose(0, 1))
+
+    def backward(self, dZ):
+        """dA (m, C·n_in): each network's dZ·W."""
+        if self.blocks is not None:
+            return torch.mm(dZ, self.blocks.t())
+        m = dZ.shape[0]
+        return torch.bmm(dZ.view(m, self.C, -1).transpose(0, 1), self.W).transpose(
+            0, 1).reshape(m, -1)

@@ -1,0 +1,145 @@
+"""Back propagation in closed form (gdlab.backprop) against autograd, alone and inside fit."""
+
+import copy
+import itertools
+
+import pytest
+import torch
+
+import gdlab
+from gdlab.backprop import MLPBackprop, supports
+from gdlab.losses import binary_cross_entropy, default_loss
+from gdlab.models import MLP
+from gdlab.train import Fit
+
+HIDDEN = ("relu", "tanh", "sigmoid", "leaky_relu")
+OUTPUTS = ("sigmoid", "softmax", "linear")
+
+
+def _problem(hidden, output, dtype=torch.float64, m=17, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    n_y = 3 if output == "softmax" else 2
+    model = MLP([4, 6, 5, n_y], hidden=hidden, output=output).to(dtype)
+    X = torch.randn(m, 4, generator=generator, dtype=dtype)
+    if output == "softmax":
+        Y = torch.randint(0, n_y, (m,), generator=generator)
+    else:
+        Y = (torch.rand(m, n_y, generator=generator) > 0.5).to(dtype)
+    return model, X, Y
+
+
+def _autograd(model, X, Y):
+    model.zero_grad()
+    forward, loss = default_loss(model)
+    J = loss(forward(X), Y)
+    J.backward()
+    return J.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+def _parameters(model):
+    params = [p.detach() for p in model.parameters()]
+    return params[0::2], params[1::2]
+
+
+@pytest.mark.parametrize("hidden,output", list(itertools.product(HIDDEN, OUTPUTS)))
+@pytest.mark.parametrize("dtype,tolerance", [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+def test_closed_form_equals_autograd(hidden, output, dtype, tolerance):
+    model, X, Y = _problem(hidden, output, dtype)
+    J_ref, grads_ref = _autograd(model, X, Y)
+    J, dweights, dbiases = MLPBackprop(model)(*_parameters(model), X, Y)
+    grads = [g for pair in zip(dweights, dbiases) for g in pair]
+    torch.testing.assert_close(J, J_ref, rtol=tolerance, atol=tolerance)
+    for grad, ref in zip(grads, grads_ref, strict=True):
+        assert grad.shape == ref.shape
+        torch.testing.assert_close(grad, ref, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("hidden,output", [("relu", "sigmoid"), ("tanh", "softmax"),
+                                           ("leaky_relu", "linear")])
+def test_batched_rows_equal_single_networks(hidden, output):
+    """C networks at once (leading dimension C) give each network's own J and gradients."""
+    networks = [_problem(hidden, output, seed=s)[0] for s in range(3)]
+    _, X, Y = _problem(hidden, output)
+    backprop = MLPBackprop(networks[0])
+    per_network = [[p.detach() for p in net.parameters()] for net in networks]
+    stacked = [torch.stack(ps) for ps in zip(*per_network)]
+    J, dweights, dbiases = backprop(stacked[0::2], stacked[1::2], X, Y)
+    assert J.shape == (3,)
+    for c, net in enumerate(networks):
+        J_ref, grads_ref = _autograd(net, X, Y)
+        torch.testing.assert_close(J[c], J_ref, rtol=1e-12, atol=1e-12)
+        grads = [g[c] for pair in zip(dweights, dbiases) for g in pair]
+        for grad, ref in zip(grads, grads_ref, strict=True):
+            torch.testing.assert_close(grad, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_gradients_are_written_into_given_tensors():
+    model, X, Y = _problem("relu", "sigmoid")
+    params = list(model.parameters())
+    out = [torch.full_like(p, 7.0) for p in params]
+    _, dweights, dbiases = MLPBackprop(model)(*_parameters(model), X, Y, out[0::2], out[1::2])
+    _, grads_ref = _autograd(model, X, Y)
+    for given, returned, ref in zip(out, [g for pair in zip(dweights, dbiases) for g in pair],
+                                    grads_ref, strict=True):
+        assert returned is given
+        torch.testing.assert_close(given, ref, rtol=1e-12, atol=1e-12)
+
+
+def _fit(model, X, Y, backprop, optimizer="adam", **kwargs):
+    model = copy.deepcopy(model)
+    make = {"adam": lambda ps: gdlab.Adam(ps, lr=0.01),
+            "momentum": lambda ps: gdlab.Momentum(ps, lr=0.05, beta=0.9),
+            "torch_sgd": lambda ps: torch.optim.SGD(ps, lr=0.05)}[optimizer]
+    history = gdlab.fit(model, X, Y, make(model.parameters()), epochs=6, batch_size=5, seed=3,
+                        progress=False, backprop=backprop, **kwargs)
+    return model, history
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "momentum", "torch_sgd"])
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_fit_closed_form_equals_autograd(optimizer, output):
+    model, X, Y = _problem("relu", output)
+    schedule = gdlab.schedules.inverse_time(0.01, decay_rate=0.5)
+    trained = {}
+    for backprop in ("closed_form", "autograd"):
+        trained[backprop] = _fit(model, X, Y, backprop, optimizer, schedule=schedule)
+    (net_a, hist_a), (net_b, hist_b) = trained["closed_form"], trained["autograd"]
+    assert hist_a.costs == pytest.approx(hist_b.costs, rel=1e-12, abs=1e-14)
+    assert hist_a.epoch_costs == pytest.approx(hist_b.epoch_costs, rel=1e-12, abs=1e-14)
+    for p, q in zip(net_a.parameters(), net_b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_auto_uses_closed_form_only_where_it_computes_what_autograd_would():
+    model, X, Y = _problem("relu", "sigmoid")
+
+    def chosen(model, **kwargs):
+        run = Fit(model, X, Y, gdlab.Adam(model.parameters()), epochs=1, batch_size=8,
+                  progress=False,
+                  **kwargs)
+        return run._backprop is not None
+
+    assert chosen(model)
+    assert not chosen(model, backprop="autograd")
+    assert not chosen(model, loss=binary_cross_entropy)  # applied to a^[L], not z^[L]
+    hooked = copy.deepcopy(model)
+    hooked.linears[0].register_forward_hook(lambda module, inputs, output: output * 2)
+    assert not chosen(hooked)
+    frozen = copy.deepcopy(model)
+    frozen.linears[0].weight.requires_grad_(False)
+    assert not chosen(frozen)
+    plain = torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.Sigmoid())
+    assert not supports(plain, *default_loss(plain))
+
+
+def test_bad_backprop_choice_is_a_clear_error():
+    model, X, Y = _problem("relu", "sigmoid")
+    with pytest.raises(ValueError, match="backprop must be one of auto, closed_form, autograd"):
+        gdlab.fit(model, X, Y, gdlab.Adam(model.parameters()), epochs=1, batch_size=8,
+                  backprop="numpy")
+    plain = torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.Sigmoid())
+    with pytest.raises(ValueError, match="backprop='closed_form' needs a gdlab MLP"):
+        gdlab.fit(plain, X, Y, gdlab.Adam(plain.parameters()), epochs=1, batch_size=8,
+                  backprop="closed_form")
