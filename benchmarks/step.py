@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import statistics
 import sys
 import time
 
@@ -91,18 +92,29 @@ def ours(method: str):
     return {"adam": gdlab.Adam, "momentum": gdlab.Momentum, "rmsprop": gdlab.RMSProp}[method]
 
 
-def _time_step(optimizer, device, repeats):
-    """Median seconds of one step. On a GPU each timed run launches ``CUDA_INNER`` steps back to
-    back and waits for them (the time of a training loop's steps, launch cost included)."""
-    if device.type != "cuda":
-        return median_time(optimizer.step, repeats=repeats, warmup=3)
+def _time_steps(optimizers: dict, device, repeats) -> dict:
+    """Seconds of one step of each optimizer in each of ``repeats`` rounds; a round runs each
+    optimizer once in turn, so that the machine's changing state touches all alike. On a GPU
+    each run launches ``CUDA_INNER`` steps back to back and waits for them (the time of a
+    training loop's steps, launch cost included)."""
+    inner = CUDA_INNER if device.type == "cuda" else 1
 
-    def steps():
-        for _ in range(CUDA_INNER):
+    def run_of(optimizer):
+        for _ in range(inner):
             optimizer.step()
-        torch.cuda.synchronize(device)
-    torch.cuda.synchronize(device)
-    return median_time(steps, repeats=repeats, warmup=1) / CUDA_INNER
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for optimizer in optimizers.values():
+        for _ in range(3):
+            run_of(optimizer)
+    times = {name: [] for name in optimizers}
+    for _ in range(repeats):
+        for name, optimizer in optimizers.items():
+            start = time.perf_counter()
+            run_of(optimizer)
+            times[name].append((time.perf_counter() - start) / inner)
+    return times
 
 
 def _kernel_alone(optimizer, device, repeats) -> float | None:
@@ -166,8 +178,8 @@ def run(device="cpu", repeats: int = 7, methods=("adam", "momentum", "rmsprop"),
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"no CUDA device here (torch {torch.__version__}, built with CUDA "
                            f"{torch.version.cuda}): the GPU benchmark needs one")
-    bw = bandwidth() if device.type == "cpu" else cuda_bandwidth()
-    best_bw = max(bw.values())
+    measure_bandwidth = bandwidth if device.type == "cpu" else cuda_bandwidth
+    bw = measure_bandwidth()
     compile_cost = {}
     first_calls = {}
     rows = []
@@ -175,35 +187,50 @@ def run(device="cpu", repeats: int = 7, methods=("adam", "momentum", "rmsprop"),
         for layout in layouts:
             shapes = LAYOUTS[layout]
             n = sum(torch.Size(s).numel() for s in shapes)
-            peer_times = {}
+            contenders = {}
             for name, make in peers(method).items():
                 try:
-                    peer_times[name] = _time_step(make(_params(shapes, device)), device, repeats)
+                    contenders[name] = make(_params(shapes, device))
+                    contenders[name].step()
                 except (RuntimeError, TypeError):  # variant not available on this device
-                    continue
+                    contenders.pop(name, None)
             optimizer = ours(method)(_params(shapes, device), lr=1e-3, fused=True)
             first = _first_call(optimizer, device)
             compile_cost.setdefault(method, first)
             first_calls[method, layout] = first
-            seconds = _time_step(optimizer, device, repeats)
+            contenders["gdlab"] = optimizer
+            rounds = _time_steps(contenders, device, repeats)
+            ours_by_round = rounds.pop("gdlab")
+            del contenders
+            peer_times = {name: statistics.median(t) for name, t in rounds.items()}
+            seconds = statistics.median(ours_by_round)
+            # the speed-up of each round (against that round's fastest torch), then the median:
+            # a slow spell of the machine then cancels out instead of landing on one side
+            ratio = statistics.median(min(times) / ours for *times, ours in zip(
+                *rounds.values(), ours_by_round, strict=True))
             extra_cuda = {}
             if device.type == "cuda":
                 extra_cuda["syncs_per_step"] = _syncs_per_step(optimizer)
                 alone = _kernel_alone(optimizer, device, repeats)
                 if alone is not None:
                     extra_cuda["kernel_alone"] = alone
-                    extra_cuda["kernel_alone_fraction"] = BYTES[method] * n / alone / 1e9 / best_bw
-            fastest = min(peer_times.values())
             rows.append({"method": method, "layout": layout, "parameters": n,
-                         "peer": peer_times, "gdlab": seconds, "ratio": fastest / seconds,
-                         "bandwidth_fraction": BYTES[method] * n / seconds / 1e9 / best_bw,
-                         "peer_fraction": {name: BYTES[method] * n / t / 1e9 / best_bw
-                                           for name, t in peer_times.items()},
-                         "eager_fallback": (type(optimizer).rule, device.type)
+                         "bytes": BYTES[method] * n, "peer": peer_times, "gdlab": seconds,
+                         "ratio": ratio, "eager_fallback": (type(optimizer).rule, device.type)
                          in fused_path._broken, **extra_cuda})
             del optimizer
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+    # the machine's capacity: the best of a measurement before and one after (on a shared
+    # machine the memory's speed changes over minutes)
+    bw = {name: max(before, after) for (name, before), after in zip(
+        bw.items(), measure_bandwidth().values(), strict=True)}
+    best_bw = max(bw.values()) * 1e9
+    for row in rows:
+        row["bandwidth_fraction"] = row["bytes"] / row["gdlab"] / best_bw
+        row["peer_fraction"] = {name: row["bytes"] / t / best_bw for name, t in row["peer"].items()}
+        if "kernel_alone" in row:
+            row["kernel_alone_fraction"] = row["bytes"] / row["kernel_alone"] / best_bw
     return rows, {"bandwidth": bw, "compile_cost": compile_cost, "first_calls": first_calls}
 
 
@@ -240,7 +267,8 @@ def table(rows, extra) -> str:
                      f"{100 * row['bandwidth_fraction']:.0f} % | {needs} |")
     bw = ", ".join(f"{k} {v:.1f}" for k, v in extra["bandwidth"].items())
     compiled = ", ".join(f"{k} {v:.1f} s" for k, v in extra["compile_cost"].items())
-    lines += ["", f"Memory bandwidth (GB/s): {bw}; the fraction uses the best of these.",
+    lines += ["", f"Memory bandwidth (GB/s, the best of a measurement before and one after the "
+                  f"steps): {bw}; the fractions use the best of these.",
               f"First call of each fused rule (compiling): {compiled}."]
     return "\n".join(lines)
 

@@ -14,43 +14,12 @@ import torch
 import gdlab
 from gdlab.lab import tune
 from gdlab.optim import fused
-from test_fused import CASES, SHAPES, TOLERANCE
+from test_fused import CASES, SHAPES, TOLERANCE, train
 from test_tune import data  # noqa: F401  (the fixture: MLP 2-5-2-1 and 2048 examples)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 CUDA = torch.device("cuda")
-NO_GRAD = (8,)  # a parameter that never gets a gradient, in a group of its own
-
-
-def _train(cls, kwargs, dtype, device, steps=24, **path):
-    """SHAPES in one group (α = 0.01) plus NO_GRAD in a second (α = 0.003), trained ``steps``
-    steps on the same seeded gradients on ``device``: α halved at step 8 (a schedule), a
-    state_dict round trip at step 12, and parameters 1 and 3 without a gradient at step 16
-    (``.grad`` None: their t lags behind from then on)."""
-    generator = torch.Generator().manual_seed(0)
-    params = [torch.nn.Parameter(torch.randn(s, generator=generator, dtype=dtype).to(device))
-              for s in [*SHAPES, NO_GRAD]]
-    groups = [{"params": params[:-1]}, {"params": params[-1:], "lr": 0.003}]
-    optimizer = cls(groups, lr=0.01, **kwargs, **path)
-    grads = torch.Generator().manual_seed(1)
-    for step in range(steps):
-        optimizer.zero_grad(set_to_none=step in (0, 16) or step % 3 == 0)
-        for i, p in enumerate(params[:-1]):
-            if step == 16 and i in (1, 3):
-                continue
-            p.grad = torch.randn(p.shape, generator=grads, dtype=dtype).to(device)
-        if step == 8:
-            for group in optimizer.param_groups:
-                group["lr"] *= 0.5
-        optimizer.step()
-        if step == 12:
-            saved = copy.deepcopy(optimizer.state_dict())
-            optimizer = cls(groups, lr=0.01, **kwargs, **path)
-            optimizer.load_state_dict(saved)
-    return params, optimizer
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize(("cls", "kwargs"), CASES,
                          ids=[f"{c.__name__}-{'-'.join(map(str, k.values())) or 'default'}"
@@ -62,11 +31,11 @@ def test_fused_on_cuda_equals_reference(cls, kwargs, dtype, monkeypatch):
                                                              real_run(rule, *a, **k)))
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # compiling must really work on CUDA
-        ours, optimizer = _train(cls, kwargs, dtype, CUDA, flat=True, fused=True)
+        ours, optimizer = train(cls, kwargs, dtype, CUDA, flat=True, fused=True)
     assert (cls.rule, "cuda") not in fused._broken
     assert calls and set(calls) == {"cuda"}  # the compiled step ran, on the GPU
-    reference, _ = _train(cls, kwargs, dtype, CUDA, flat=False)
-    on_cpu, _ = _train(cls, kwargs, dtype, "cpu", flat=False)
+    reference, _ = train(cls, kwargs, dtype, CUDA, flat=False)
+    on_cpu, _ = train(cls, kwargs, dtype, "cpu", flat=False)
     for a, b, c in zip(ours, reference, on_cpu, strict=True):
         assert a.device.type == "cuda" and a.dtype == dtype
         scale = b.detach().abs().max()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gdlab import GD, Adam, Momentum, RMSProp
-from gdlab.optim import fused
+from gdlab.optim import fused, rules
 
 CASES = [(GD, {}), (Momentum, {"form": "ewa"}), (Momentum, {"form": "sum", "beta": 0.8}),
          (RMSProp, {}), (RMSProp, {"bias_correction": True, "beta2": 0.999}),
@@ -19,24 +19,31 @@ TOLERANCE = {torch.float32: 1e-6, torch.float64: 1e-12}
 SHAPES = [(30, 40), (50,), (2, 3, 4), (700,), (16, 16)]
 
 
-def _train(cls, kwargs, dtype, steps=24, **path):
+NO_GRAD = (8,)  # a parameter that never gets a gradient, in a group of its own
+
+
+def train(cls, kwargs, dtype, device, steps=24, **path):
+    """SHAPES in one group (α = 0.01) plus NO_GRAD in a second (α = 0.003), trained ``steps``
+    steps on the same seeded gradients on ``device``: α halved at step 8 (a schedule), a
+    state_dict round trip at step 12, and parameters 1 and 3 without a gradient at step 16
+    (``.grad`` None: their t lags behind from then on)."""
     generator = torch.Generator().manual_seed(0)
-    params = [torch.nn.Parameter(torch.randn(s, generator=generator, dtype=dtype))
-              for s in SHAPES]
-    groups = [{"params": params[:3]}, {"params": params[3:], "lr": 0.003}]
+    params = [torch.nn.Parameter(torch.randn(s, generator=generator, dtype=dtype).to(device))
+              for s in [*SHAPES, NO_GRAD]]
+    groups = [{"params": params[:-1]}, {"params": params[-1:], "lr": 0.003}]
     optimizer = cls(groups, lr=0.01, **kwargs, **path)
     grads = torch.Generator().manual_seed(1)
     for step in range(steps):
-        optimizer.zero_grad(set_to_none=step % 2 == 0)
-        for i, p in enumerate(params):
-            if step == 5 and i in (1, 3):  # no gradient this step: skipped, t lags behind
+        optimizer.zero_grad(set_to_none=step in (0, 16) or step % 3 == 0)
+        for i, p in enumerate(params[:-1]):
+            if step == 16 and i in (1, 3):
                 continue
-            p.grad = torch.randn(p.shape, generator=grads, dtype=dtype)
-        if step == 10:  # a schedule's new α
+            p.grad = torch.randn(p.shape, generator=grads, dtype=dtype).to(device)
+        if step == 8:
             for group in optimizer.param_groups:
                 group["lr"] *= 0.5
         optimizer.step()
-        if step == 15:
+        if step == 12:
             saved = copy.deepcopy(optimizer.state_dict())
             optimizer = cls(groups, lr=0.01, **kwargs, **path)
             optimizer.load_state_dict(saved)
@@ -50,12 +57,15 @@ def _train(cls, kwargs, dtype, steps=24, **path):
 def test_fused_equals_reference(cls, kwargs, dtype):
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # compiling must really work here
-        ours, optimizer = _train(cls, kwargs, dtype, flat=True, fused=True)
-    reference, _ = _train(cls, kwargs, dtype, flat=False)
+        ours, optimizer = train(cls, kwargs, dtype, "cpu", flat=True, fused=True)
+    reference, _ = train(cls, kwargs, dtype, "cpu", flat=False)
     for a, b in zip(ours, reference):
         scale = b.detach().abs().max()
         assert (a.detach() - b.detach()).abs().max() <= TOLERANCE[dtype] * scale
     assert not any(flat is None for flat in optimizer._flat_groups.values())
+    steps = {name: s["t"] for name, s in optimizer.state_dict()["state"].items()}
+    assert sorted(steps.values()) == [23, 23] + [24] * (len(SHAPES) - 2)  # 1 and 3 lag
+    assert torch.equal(ours[-1], reference[-1]) and not optimizer.state.get(ours[-1])
 
 
 KERNEL_CASES = [(Momentum, {"form": "ewa"}), (Momentum, {"form": "sum", "beta": 0.8}),
@@ -73,8 +83,8 @@ def test_torch_kernel_for_small_buffers_equals_reference(cls, kwargs, dtype, mon
     calls = []
     real = cls.torch_kernel
     monkeypatch.setattr(cls, "torch_kernel", lambda self, *a: calls.append(1) or real(self, *a))
-    ours, _ = _train(cls, kwargs, dtype, flat=True)
-    reference, _ = _train(cls, kwargs, dtype, flat=False)
+    ours, _ = train(cls, kwargs, dtype, "cpu", flat=True)
+    reference, _ = train(cls, kwargs, dtype, "cpu", flat=False)
     assert len(calls) > 10  # every usual step
     for a, b in zip(ours, reference):
         scale = b.detach().abs().max()
@@ -88,9 +98,33 @@ def test_the_usual_step_runs_compiled_code(monkeypatch):
                                                              real_run(rule, *a, **k)))
     W = torch.nn.Parameter(torch.zeros(10))
     W.grad = torch.ones(10)
-    Adam([W], lr=0.1, fused=True).step()
-    assert calls == ["adam"]
-    assert torch.allclose(W.detach(), torch.full((10,), -0.1))
+    RMSProp([W], lr=0.1, beta2=0.5, eps=0.0, fused=True).step()
+    assert calls == ["rmsprop"]
+    assert torch.allclose(W.detach(), torch.full((10,), -0.1 / 0.5**0.5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(("rule", "hyper"), [
+    (rules.adam, {"beta1": 0.9, "beta2": 0.99, "eps": 1e-8}),
+    (rules.momentum, {"beta": 0.9, "form": "ewa"}), (rules.momentum, {"beta": 0.8, "form": "sum"})],
+    ids=["adam", "momentum-ewa", "momentum-sum"])
+def test_compiled_rule_equals_the_eager_rule(rule, hyper, dtype):
+    """Adam and Momentum run torch's kernels on the CPU; their compiled rule (what a GPU runs)
+    must still equal the rule, here too."""
+    generator = torch.Generator().manual_seed(0)
+    W = torch.randn(5000, generator=generator, dtype=dtype)
+    buffers = {"eager": [W.clone(), *(torch.zeros_like(W) for _ in range(2))],
+               "compiled": [W.clone(), *(torch.zeros_like(W) for _ in range(2))]}
+    moments = 2 if rule is rules.adam else 1
+    for t in range(1, 8):
+        dW = torch.randn(5000, generator=generator, dtype=dtype)
+        extra = {"v_correction": 1 - 0.9**t, "S_correction": 1 - 0.99**t} \
+            if rule is rules.adam else {}
+        rule(buffers["eager"][0], dW, *buffers["eager"][1:1 + moments], lr=0.01, **hyper, **extra)
+        fused.run(rule, buffers["compiled"][0], dW, *buffers["compiled"][1:1 + moments], lr=0.01,
+                  **hyper, **extra)
+    scale = buffers["eager"][0].abs().max()
+    assert (buffers["compiled"][0] - buffers["eager"][0]).abs().max() <= TOLERANCE[dtype] * scale
 
 
 def test_auto_uses_fused_only_for_large_buffers():

@@ -12,8 +12,9 @@ runs once over the whole buffers instead of once per tensor. While every paramet
 gradient and all share one t, the group keeps that t itself (written into each parameter's
 state when ``state`` or ``state_dict()`` is read), so a step has no per-parameter Python.
 ``flat=False`` applies the rule tensor by tensor (the reference path). With ``fused`` the rule
-is compiled into one pass over the flat buffers (:mod:`gdlab.optim.fused`; by default for
-buffers of a million elements or more). All paths run the same rule and give the same numbers.
+runs as one pass over the flat buffers (:mod:`gdlab.optim.fused`): torch's own kernel for the
+same formula where there is one (Adam; Momentum as torch's SGD), else the rule compiled. All
+paths run the same formula and give the same numbers.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     def torch_kernel(self, W, dW, moments, group, t) -> bool:
         """Run the rule as torch's own one-pass kernel for the same formula, if it has one
-        (returns whether it ran). Used for flat buffers too small to repay compiling."""
+        (returns whether it ran); see :func:`gdlab.optim.fused.use_torch_kernel`."""
         return False
 
     def _apply(self, W, dW, state, group, fused=False):
@@ -220,10 +221,10 @@ class RuleOptimizer(torch.optim.Optimizer):
             for a, b, t in flat.segments(state):
                 if (a, b) == whole:  # the usual case: one pass over the whole buffers
                     W, dW, moments = flat.W, flat.dW, dict(flat.moments)
-                    fused = fused_path.use_fused(self.fused, W)
-                    if self.fused is None and not fused and self.torch_kernel(
+                    if fused_path.use_torch_kernel(self.fused, W) and self.torch_kernel(
                             W, dW, moments, group, t):
                         continue
+                    fused = fused_path.use_fused(self.fused, W)
                 else:  # some parameters had no gradient or lag in t: eager, piece by piece
                     W, dW = flat.W[a:b], flat.dW[a:b]
                     moments = {name: buffer[a:b] for name, buffer in flat.moments.items()}
