@@ -12,12 +12,16 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+import torch  # noqa: E402
+
 from benchmarks import course_numpy, loop, step, vectorized  # noqa: E402
 from benchmarks.common import machine  # noqa: E402
 
-#: sections of BENCHMARKS.md from here on are run by hand and kept: the GPU
-#: (benchmarks/gpu_check.sh on a CUDA machine) and data larger than memory (benchmarks/scale.py)
+#: sections of BENCHMARKS.md from here on are kept as they are: the GPU (measured here only on
+#: a machine with one, else by benchmarks/gpu_check.sh on a CUDA machine) and data larger than
+#: memory (benchmarks/scale.py, by hand)
 HAND_RUN = "## 5. "
+LARGER_THAN_MEMORY = "## 6. "
 
 
 NOTE = """The machine is shared: its memory speed changes over minutes (the copy/scale/add/triad
@@ -46,11 +50,19 @@ def main() -> None:
     sections.append("## 4. Vectorized sweep (32 configurations at once)\n\n"
                     + vectorized.table(vectorized.run(repeats=max(3, args.repeats // 2))))
     print(sections[-1], flush=True)
+    kept_from = HAND_RUN
+    if torch.cuda.is_available():  # this machine has a GPU: its section is measured anew
+        gpu_rows, gpu_extra = step.run("cuda", repeats=args.repeats, layouts=step.GPU_LAYOUTS)
+        sections.append(f"## 5. GPU ({torch.cuda.get_device_name()})\n\n"
+                        + step.table(gpu_rows, gpu_extra) + "\n\n"
+                        + step.gpu_summary(gpu_rows, gpu_extra))
+        print(sections[-1], flush=True)
+        kept_from = LARGER_THAN_MEMORY
     print(f"\n({time.perf_counter() - start:.0f} s)")
     if args.write:
         path = pathlib.Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
         old = path.read_text() if path.exists() else ""
-        by_hand = old[old.index(HAND_RUN):] if HAND_RUN in old else ""  # kept as it was
+        by_hand = old[old.index(kept_from):] if kept_from in old else ""  # kept as it was
         path.write_text("# Benchmarks\n\nWritten by `python benchmarks/run.py --write`. "
                         "Peers measured in the same run.\n\n" + NOTE + "\n\n"
                         + "\n\n".join(sections) + "\n"

@@ -231,7 +231,8 @@ def run(device="cpu", repeats: int = 7, methods=("adam", "momentum", "rmsprop"),
         row["peer_fraction"] = {name: row["bytes"] / t / best_bw for name, t in row["peer"].items()}
         if "kernel_alone" in row:
             row["kernel_alone_fraction"] = row["bytes"] / row["kernel_alone"] / best_bw
-    return rows, {"bandwidth": bw, "compile_cost": compile_cost, "first_calls": first_calls}
+    return rows, {"bandwidth": bw, "compile_cost": compile_cost, "first_calls": first_calls,
+                  "device": device.type}
 
 
 def cuda_bandwidth(n: int = 1 << 28, inner: int = 10) -> dict[str, float]:
@@ -259,7 +260,7 @@ def table(rows, extra) -> str:
         cells = [f"{1e3 * peer[name]:.2f} ms" if name in peer else "—"
                  for name in ("for-loop", "foreach", "fused")]
         note = " (eager: compiling failed)" if row.get("eager_fallback") else ""
-        target = TARGETS.get(row["layout"])
+        target = TARGETS.get(row["layout"]) if extra["device"] == "cpu" else None
         needs = (f"{target:g}× | {100 * row['bandwidth_fraction'] * target / row['ratio']:.0f} %"
                  if target else "— | —")
         lines.append(f"| {row['method']} | {row['layout']} | {' | '.join(cells)} | "

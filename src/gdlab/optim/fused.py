@@ -36,8 +36,8 @@ def use_torch_kernel(fused: bool | None, W: torch.Tensor) -> bool:
     """Whether a rule that torch has a one-pass kernel for (Adam; Momentum as torch's SGD) runs
     that kernel on ``W``: on the CPU whenever fused is not False (it runs at the memory
     bandwidth, and there is nothing to compile); elsewhere only where auto would not compile
-    (on a GPU the compiled rule is the faster: 96 % of an H100's copy bandwidth for Adam, torch's
-    fused Adam 82 %)."""
+    (on a GPU the compiled rule is the faster: 87–96 % of an H100's copy bandwidth for Adam,
+    torch's fused Adam 80–82 %)."""
     if fused is False:
         return False
     return W.device.type == "cpu" or not use_fused(fused, W)
