@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import pathlib
+import subprocess
 import sys
 import time
 
@@ -27,8 +28,17 @@ LARGER_THAN_MEMORY = "## 6. "
 NOTE = """The machine is shared: its memory speed changes over minutes (the copy/scale/add/triad
 figures below have ranged over ±30 % within an hour), so the step benchmark times every variant
 once per round, round after round, and reports the median of the rounds' speed-ups; even so,
-whole runs of it differ (in one session's runs: Adam on 2000 tensors 4.8–11×, on ResNet-50's
-shapes 0.9–1.2×). Compare ratios, and rerun before trusting a single figure."""
+whole runs of it differ (over seven runs on one day: Adam on 2000 tensors 4.8–11×, on
+ResNet-50's shapes 1.07–1.23×; docs/speed.md has the table). Compare ratios, and rerun before
+trusting a single figure."""
+
+
+def course_seconds() -> float:
+    """Wall-clock seconds of ``gdlab course`` in a fresh process."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "gdlab.cli", "course", "-q"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -42,7 +52,9 @@ def main() -> None:
     sections.append("## 1. Optimizer step (float32)\n\n" + step.table(rows, extra))
     print(sections[-1], flush=True)
     sections.append("## 2. Training loop (MLP 64-64-1, 60,000 × 64, one epoch, Adam)\n\n"
-                    + loop.table(loop.run(repeats=max(3, args.repeats // 2))))
+                    + loop.table(loop.run(repeats=max(3, args.repeats // 2)))
+                    + f"\n\nThe whole `gdlab course` (its 9 runs of 5000 epochs): "
+                    f"{course_seconds():.0f} s (target: under 120 s).")
     print(sections[-1], flush=True)
     sections.append("## 3. Course-sized network\n\n"
                     + course_numpy.table(course_numpy.run(repeats=max(3, args.repeats // 2))))
