@@ -270,14 +270,18 @@ def storage(url: str):
     import optuna
 
     parsed = storage_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        kwargs = {"connect_args": {"timeout": 60}}
-    elif parsed.get_backend_name() == "postgresql":
-        kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
-    else:
-        kwargs = {"pool_pre_ping": True}
     return optuna.storages.RDBStorage(parsed.render_as_string(hide_password=False),
-                                      engine_kwargs=kwargs)
+                                      engine_kwargs=_engine_kwargs(parsed))
+
+
+def _engine_kwargs(parsed) -> dict:
+    """SQLAlchemy engine options for the storage (see :func:`storage`)."""
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return {"connect_args": {"timeout": 60}}
+    if backend == "postgresql":
+        return {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+    return {"pool_pre_ping": True}
 
 
 def _reason(error: BaseException) -> str:
@@ -294,10 +298,8 @@ def _connect(url: str) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     parsed = storage_url(url)
-    kwargs = {"connect_args": {"connect_timeout": 10}} \
-        if parsed.get_backend_name() == "postgresql" else {}
     try:
-        engine = sqlalchemy.create_engine(parsed, **kwargs)
+        engine = sqlalchemy.create_engine(parsed, **_engine_kwargs(parsed))
     except (ImportError, SQLAlchemyError) as error:  # unknown dialect, driver not installed
         raise ValueError(f"storage {hide_password(url)}: {_reason(error)}") from None
     try:
