@@ -104,3 +104,16 @@ def test_a_cost_that_rose_everywhere_is_said_not_praised(data):
     result = tune.tune_batch_size(model, X, Y, sizes=[16, 64], seconds=0.2, lr=50.0)
     assert all(not r.rate > 0 for r in result.trained)
     assert result.reason.startswith("no size lowered the cost (α = 50 may be too large")
+
+
+@pytest.mark.parametrize("device,message", [
+    ("gpu", "--device must be cpu, cuda or cuda:N, got 'gpu'"),
+    ("cuda:64", "--device cuda:64: "),
+])
+def test_cli_bad_device_is_one_line_and_writes_nothing(tmp_path, capsys, device, message):
+    for command in (["tune", "batch-size"], ["sweep", "--method", "grid"]):
+        out = tmp_path / command[0]
+        assert main([*command, "--device", device, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not out.exists()
