@@ -67,7 +67,7 @@ def table(r: dict) -> str:
     n, one = r["n"], r["one"]
     rows = [("one `gdlab.fit` run", r["one"], "1.0× one run", ""),
             (f"{n} runs one after another (= {n} × one)", n * one, f"{n:.1f}× one run", "1×"),
-            (f"{n} configurations vectorized (batched matmul, flat rule)", r["together"],
+            (f"{n} configurations vectorized (closed-form backprop, flat rule)", r["together"],
              f"{r['together'] / one:.2f}× one run", f"{n * one / r['together']:.1f}× faster"),
             (f"{n} configurations vectorized (torch.func vmap path)", r["together_vmap"],
              f"{r['together_vmap'] / one:.2f}× one run",
