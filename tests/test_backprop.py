@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import gdlab
+from gdlab import backprop
 from gdlab.backprop import MLPBackprop, supports
 from gdlab.losses import binary_cross_entropy, default_loss
 from gdlab.models import MLP
@@ -55,17 +56,20 @@ def test_closed_form_equals_autograd(hidden, output, dtype, tolerance):
         torch.testing.assert_close(grad, ref, rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("block_diagonal_max", [1 << 17, 0], ids=["block-diagonal", "bmm"])
 @pytest.mark.parametrize("hidden,output", [("relu", "sigmoid"), ("tanh", "softmax"),
                                            ("leaky_relu", "linear")])
-def test_batched_rows_equal_single_networks(hidden, output):
-    """C networks at once (leading dimension C) give each network's own J and gradients."""
-    networks = [_problem(hidden, output, seed=s)[0] for s in range(3)]
+def test_batched_rows_equal_single_networks(hidden, output, block_diagonal_max, monkeypatch):
+    """C networks at once (leading dimension C) give each network's own J and gradients,
+    whether a layer's C products are one block-diagonal product or a batched product."""
+    monkeypatch.setattr(backprop, "BLOCK_DIAGONAL_MAX", block_diagonal_max)
+    networks = [_problem(hidden, output, seed=s)[0] for s in range(6)]
     _, X, Y = _problem(hidden, output)
-    backprop = MLPBackprop(networks[0])
+    closed_form = MLPBackprop(networks[0])
     per_network = [[p.detach() for p in net.parameters()] for net in networks]
     stacked = [torch.stack(ps) for ps in zip(*per_network)]
-    J, dweights, dbiases = backprop(stacked[0::2], stacked[1::2], X, Y)
-    assert J.shape == (3,)
+    J, dweights, dbiases = closed_form(stacked[0::2], stacked[1::2], X, Y)
+    assert J.shape == (6,)
     for c, net in enumerate(networks):
         J_ref, grads_ref = _autograd(net, X, Y)
         torch.testing.assert_close(J[c], J_ref, rtol=1e-12, atol=1e-12)
@@ -102,8 +106,8 @@ def test_fit_closed_form_equals_autograd(optimizer, output):
     model, X, Y = _problem("relu", output)
     schedule = gdlab.schedules.inverse_time(0.01, decay_rate=0.5)
     trained = {}
-    for backprop in ("closed_form", "autograd"):
-        trained[backprop] = _fit(model, X, Y, backprop, optimizer, schedule=schedule)
+    for path in ("closed_form", "autograd"):
+        trained[path] = _fit(model, X, Y, path, optimizer, schedule=schedule)
     (net_a, hist_a), (net_b, hist_b) = trained["closed_form"], trained["autograd"]
     assert hist_a.costs == pytest.approx(hist_b.costs, rel=1e-12, abs=1e-14)
     assert hist_a.epoch_costs == pytest.approx(hist_b.epoch_costs, rel=1e-12, abs=1e-14)
