@@ -187,3 +187,14 @@ def test_usual_fused_step_equals_reference(cls, kwargs):
         scale = b.detach().abs().max()
         assert (a.detach() - b.detach()).abs().max() <= TOLERANCE[torch.float32] * scale
     assert [optimizer.state[p]["t"] for p in ours] == [12] * len(SHAPES)
+
+
+def test_complex_parameters_keep_the_rule():
+    """torch's fused kernels have no complex form: complex parameters run the rule itself."""
+    for cls in (Adam, Momentum):
+        ours, reference = (torch.nn.Parameter(torch.tensor([1 + 1j, 2 - 1j])) for _ in range(2))
+        for p in (ours, reference):
+            p.grad = torch.tensor([0.5 + 0j, -0.5j])
+        cls([ours], lr=0.1).step()
+        cls([reference], lr=0.1, flat=False).step()
+        assert torch.equal(ours.detach(), reference.detach())

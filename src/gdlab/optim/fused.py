@@ -38,7 +38,7 @@ def use_torch_kernel(fused: bool | None, W: torch.Tensor) -> bool:
     bandwidth, and there is nothing to compile); elsewhere only where auto would not compile
     (on a GPU the compiled rule is the faster: 87–96 % of an H100's copy bandwidth for Adam,
     torch's fused Adam 80–82 %)."""
-    if fused is False:
+    if fused is False or not W.is_floating_point():  # (torch's kernels have no complex form)
         return False
     return W.device.type == "cpu" or not use_fused(fused, W)
 
