@@ -35,7 +35,8 @@ BLOCK_DIAGONAL_MAX = 1 << 17
 
 def supports(model, forward, loss) -> bool:
     """Whether :class:`MLPBackprop` computes exactly what ``loss(forward(X), Y)`` and autograd
-    would: a gdlab MLP on its default cost, with no hooks that autograd would run."""
+    would: a gdlab MLP with real parameters on its default cost, with no hooks that autograd
+    would run."""
     from .models import MLP
 
     if not isinstance(model, MLP) or (forward, loss) != default_loss(model):
@@ -43,7 +44,7 @@ def supports(model, forward, loss) -> bool:
     if any(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
            or module._backward_pre_hooks for module in model.modules()):
         return False
-    return all(p.requires_grad and not p._backward_hooks
+    return all(p.requires_grad and p.is_floating_point() and not p._backward_hooks
                and not getattr(p, "_post_accumulate_grad_hooks", None)
                for p in model.parameters())
 
