@@ -274,7 +274,9 @@ class GD(RuleOptimizer):
     Args:
         lr: α, the learning rate (> 0).
         flat: keep parameters, gradients and moments in flat buffers (the fast path).
-        fused: compile the rule into one pass over them (None: for a million elements or more).
+        fused: one pass over them: torch's own kernel where it has the formula (Adam,
+            Momentum), else the rule compiled. None: torch's kernel on the CPU, compiling from a
+            million elements; False: the eager rule (see docs/speed.md).
     """
 
     rule = rules.gd
