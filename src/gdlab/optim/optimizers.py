@@ -205,12 +205,19 @@ class RuleOptimizer(torch.optim.Optimizer):
         flat = self._flat_groups[index] = _FlatGroup(params, self.moments)
         return flat
 
-    @torch.no_grad()
     def step(self, closure=None):
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if torch.is_grad_enabled():  # (entering no_grad costs as much as a small step's rule)
+            with torch.no_grad():
+                self._step()
+        else:
+            self._step()
+        return loss
+
+    def _step(self):
         state = vars(self)["state"]  # not self.state, which makes the flat groups release t
         for index, group in enumerate(self.param_groups):
             flat = self._flat_group(index, group)
@@ -231,7 +238,6 @@ class RuleOptimizer(torch.optim.Optimizer):
                     fused = False
                 moments["t"] = t
                 self._apply(W, dW, moments, group, fused)
-        return loss
 
     def _step_per_tensor(self, group, state):
         for W in group["params"]:
