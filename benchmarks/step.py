@@ -126,10 +126,8 @@ def _kernel_alone(optimizer, device, repeats) -> float | None:
         flat = optimizer._flat_groups[0]
         group = optimizer.param_groups[0]
         tensors = (flat.W, flat.dW, *(flat.moments[name] for name in optimizer.moments))
-        hyperparameters = {
-            name: torch.tensor(float(value), dtype=torch.float64, device=device)
-            if isinstance(value, int | float) and not isinstance(value, bool) else value
-            for name, value in optimizer.hyperparameters(group, 10).items()}
+        hyperparameters = fused_path.as_tensors(optimizer.hyperparameters(group, 10), device)
+        torch.cuda.synchronize(device)
 
         @torch.no_grad()  # as in optimizer.step (grad mode is part of the compiled code's guard)
         def steps():

@@ -23,6 +23,15 @@ def shuffled_order(m: int, generator: torch.Generator | None = None, device=None
     return torch.randperm(m, generator=generator).to(device)
 
 
+def checked_order(order, m: int, device=None, name: str = "order") -> torch.Tensor:
+    """``order`` as a tensor on ``device``; ValueError unless it has one index per row."""
+    order = torch.as_tensor(order, device=device)
+    if order.shape != (m,):
+        raise ValueError(f"{name} must be a permutation of range({m}), got shape "
+                         f"{tuple(order.shape)}")
+    return order
+
+
 def minibatches(X, Y, batch_size: int = 64, shuffle: bool = True, seed: int | None = None,
                 order=None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (X^{t}, Y^{t}) for one epoch: shuffle the rows, then cut them in order into
@@ -44,10 +53,7 @@ def minibatches(X, Y, batch_size: int = 64, shuffle: bool = True, seed: int | No
                          f"got {m} and {Y.shape[0]}")
     check_positive_int("batch_size", batch_size)
     if order is not None:
-        order = torch.as_tensor(order, device=None if lazy else X.device)
-        if order.shape != (m,):
-            raise ValueError(f"order must be a permutation of range({m}), got shape "
-                             f"{tuple(order.shape)}")
+        order = checked_order(order, m, None if lazy else X.device)
     elif shuffle:
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         order = shuffled_order(m, generator, None if lazy else X.device)

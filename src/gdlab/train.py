@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ._checks import check_positive, check_positive_int
-from .data import minibatches, partition, shuffled_order
+from .data import checked_order, minibatches, partition, shuffled_order
 from .ewa import EWA, ewa
 from .losses import default_loss
 from .memmap import is_lazy
@@ -273,10 +273,8 @@ class Fit:
             self._set_group_lrs(alpha)
         self.history.lrs.append(self.lr)
         if self.batch_order is not None:
-            order = torch.as_tensor(self.batch_order(self.epoch_num), device=self._data_device)
-            if order.shape != (self.m,):
-                raise ValueError(f"batch_order must return a permutation of range({self.m}), "
-                                 f"got shape {tuple(order.shape)}")
+            order = checked_order(self.batch_order(self.epoch_num), self.m, self._data_device,
+                                  "what batch_order returns")
         else:
             order = shuffled_order(self.m, self.generator, self._data_device)
         if self._replicas is not None:
@@ -308,9 +306,9 @@ class Fit:
         return self._end_epoch(costs)
 
     def _end_epoch(self, costs) -> float:
-        costs = torch.stack(costs).tolist()
-        last = self.m - self.batch_size * (len(costs) - 1)
-        epoch_cost = (self.batch_size * math.fsum(costs[:-1]) + last * costs[-1]) / self.m
+        costs = torch.stack(costs).double().cpu()
+        epoch_cost = float(epoch_cost_of(costs, self.batch_size, self.m))
+        costs = costs.tolist()
         self.history.costs.extend(costs)
         self.history.epoch_costs.append(epoch_cost)
         for c in costs:
@@ -701,6 +699,14 @@ def _check_labels(model, Y) -> None:
         if low < 0 or high > 1:
             raise ValueError(f"labels must be in [0, 1] for a sigmoid output (binary "
                              f"cross-entropy), got values from {low:g} to {high:g}")
+
+
+def epoch_cost_of(costs, batch_size: int, m: int):
+    """J of an epoch from its mini-batch costs J^{t} (first dimension: the steps; any others,
+    e.g. configurations, kept): their mean weighted by the mini-batches' sizes, batch_size
+    each and the last the rest of the m examples."""
+    last = m - batch_size * (costs.shape[0] - 1)
+    return (batch_size * costs[:-1].sum(0) + last * costs[-1]) / m
 
 
 BACKPROPS = ("auto", "closed_form", "autograd")

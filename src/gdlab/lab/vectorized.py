@@ -35,7 +35,7 @@ from ..losses import default_loss
 from ..models import MLP
 from ..optim import OPTIMIZERS
 from ..schedules import constant, parse_schedule
-from ..train import SMALL_STEP, History, _check_labels, _prepare_data, _torch_threads
+from ..train import SMALL_STEP, History, _check_labels, _prepare_data, _torch_threads, epoch_cost_of
 
 #: the numeric hyperparameters each optimizer's rule takes besides α, and the options that
 #: must be the same for every configuration trained together
@@ -239,8 +239,7 @@ class VectorizedFit:
                 rule(self.W, dW, *moments, **hyper)
                 costs.append(cost)
         costs = torch.stack(costs).double().cpu()  # (steps, C)
-        last = self.m - self.batch_size * (costs.shape[0] - 1)
-        epoch_costs = (self.batch_size * costs[:-1].sum(0) + last * costs[-1]) / self.m
+        epoch_costs = epoch_cost_of(costs, self.batch_size, self.m)
         for history, schedule, run_costs, epoch_cost in zip(
                 self.histories, self.schedules, costs.t().tolist(), epoch_costs.tolist(),
                 strict=True):

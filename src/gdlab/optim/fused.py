@@ -43,6 +43,18 @@ def use_torch_kernel(fused: bool | None, W: torch.Tensor) -> bool:
     return W.device.type == "cpu" or not use_fused(fused, W)
 
 
+def as_tensors(hyperparameters: dict, device) -> dict:
+    """The numeric hyperparameters as 0-d float64 tensors on ``device`` (views of one tensor
+    made in one call; to a GPU from pinned memory, without waiting for it), the rest as given."""
+    numbers = [name for name, value in hyperparameters.items()
+               if isinstance(value, int | float) and not isinstance(value, bool)]
+    values = torch.tensor([float(hyperparameters[name]) for name in numbers],
+                          dtype=torch.float64)
+    if torch.device(device).type != "cpu":
+        values = values.pin_memory().to(device, non_blocking=True)
+    return {**hyperparameters, **dict(zip(numbers, values.unbind(), strict=True))}
+
+
 def run(rule, *tensors, **hyperparameters) -> None:
     """rule(*tensors, **hyperparameters) as one compiled pass (eager if compiling fails)."""
     device = tensors[0].device
@@ -52,15 +64,8 @@ def run(rule, *tensors, **hyperparameters) -> None:
     compiled = _compiled.get(rule)
     if compiled is None:
         compiled = _compiled[rule] = torch.compile(rule, fullgraph=True)
-    numbers = [name for name, value in hyperparameters.items()
-               if isinstance(value, int | float) and not isinstance(value, bool)]
-    values = torch.tensor([float(hyperparameters[name]) for name in numbers],
-                          dtype=torch.float64)
-    if device.type != "cpu":  # from pinned memory, asynchronously: no wait for the GPU
-        values = values.pin_memory().to(device, non_blocking=True)
-    as_tensors = {**hyperparameters, **dict(zip(numbers, values.unbind(), strict=True))}
     try:
-        compiled(*tensors, **as_tensors)
+        compiled(*tensors, **as_tensors(hyperparameters, device))
     except Exception as error:  # compiling failed before any tensor was touched
         _broken.add((rule, device.type))
         message = str(error).splitlines()[0] if str(error) else ""
