@@ -48,7 +48,9 @@ def _parameters(model):
 def test_closed_form_equals_autograd(hidden, output, dtype, tolerance):
     model, X, Y = _problem(hidden, output, dtype)
     J_ref, grads_ref = _autograd(model, X, Y)
-    J, dweights, dbiases = MLPBackprop(model)(*_parameters(model), X, Y)
+    closed_form = MLPBackprop(model)
+    Z, dweights, dbiases = closed_form(*_parameters(model), X, Y)
+    J = closed_form.cost(Z, Y)
     grads = [g for pair in zip(dweights, dbiases) for g in pair]
     torch.testing.assert_close(J, J_ref, rtol=tolerance, atol=tolerance)
     for grad, ref in zip(grads, grads_ref, strict=True):
@@ -68,7 +70,8 @@ def test_batched_rows_equal_single_networks(hidden, output, block_diagonal_max, 
     closed_form = MLPBackprop(networks[0])
     per_network = [[p.detach() for p in net.parameters()] for net in networks]
     stacked = [torch.stack(ps) for ps in zip(*per_network)]
-    J, dweights, dbiases = closed_form(stacked[0::2], stacked[1::2], X, Y)
+    Z, dweights, dbiases = closed_form(stacked[0::2], stacked[1::2], X, Y)
+    J = closed_form.cost(Z, Y)
     assert J.shape == (6,)
     for c, net in enumerate(networks):
         J_ref, grads_ref = _autograd(net, X, Y)
@@ -76,6 +79,28 @@ def test_batched_rows_equal_single_networks(hidden, output, block_diagonal_max, 
         grads = [g[c] for pair in zip(dweights, dbiases) for g in pair]
         for grad, ref in zip(grads, grads_ref, strict=True):
             torch.testing.assert_close(grad, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+@pytest.mark.parametrize("networks", [1, 4])
+def test_batch_costs_are_each_mini_batch_cost(output, networks):
+    """An epoch's J^{t}, all at once from its Z^[L] (the last mini-batch holding the rest of
+    the rows), equal the cost of each mini-batch on its own — by the losses fit uses with
+    autograd, for one network or C at once."""
+    models = [_problem("tanh", output, seed=s)[0] for s in range(networks)]
+    _, X, Y = _problem("tanh", output, m=23)
+    closed_form = MLPBackprop(models[0])
+    per_network = [[p.detach() for p in net.parameters()] for net in models]
+    stacked = [torch.stack(ps) if networks > 1 else ps[0] for ps in zip(*per_network)]
+    Z, _, _ = closed_form(stacked[0::2], stacked[1::2], X, Y)
+    costs = closed_form.batch_costs(Z, Y, 5)
+    assert costs.shape == ((5, networks) if networks > 1 else (5,))
+    for c, net in enumerate(models):
+        forward, loss = default_loss(net)
+        for t, start in enumerate(range(0, 23, 5)):
+            expected = loss(forward(X[start:start + 5]), Y[start:start + 5])
+            got = costs[t, c] if networks > 1 else costs[t]
+            torch.testing.assert_close(got, expected.detach(), rtol=1e-12, atol=1e-14)
 
 
 def test_gradients_are_written_into_given_tensors():

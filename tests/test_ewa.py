@@ -71,6 +71,19 @@ def test_ewa_step_tensor_in_place():
     torch.testing.assert_close(v, torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
 
 
+def test_ewa_step_with_one_beta_per_row_is_the_formula_in_place():
+    """β as a tensor (one per configuration, as the vectorized trainer passes it): the same
+    β·v + (1-β)·θ, row by row, written into v."""
+    gen = torch.Generator().manual_seed(0)
+    v = torch.rand(4, 5, generator=gen, dtype=torch.float64)
+    theta = torch.randn(4, 5, generator=gen, dtype=torch.float64)
+    beta = torch.tensor([[0.0], [0.5], [0.9], [0.999]], dtype=torch.float64)
+    expected = beta * v + (1 - beta) * theta
+    out = ewa_step(v, theta, beta)
+    assert out is v
+    torch.testing.assert_close(v, expected, rtol=1e-15, atol=1e-15)
+
+
 # --- tensors ----------------------------------------------------------------------------------
 
 

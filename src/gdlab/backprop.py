@@ -25,10 +25,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .losses import binary_cross_entropy, cross_entropy, default_loss, squared_error
+from .losses import default_loss
 
-#: the default cost of each output of an MLP
-COSTS = {"sigmoid": binary_cross_entropy, "softmax": cross_entropy, "linear": squared_error}
 #: C networks' layer l as one block-diagonal product while its C²·n_l·n_{l-1} entries are fewer
 BLOCK_DIAGONAL_MAX = 1 << 17
 
@@ -72,48 +70,71 @@ class MLPBackprop:
         relu 1[A > 0], leaky relu 1[A > 0] or its slope, tanh 1 - A², sigmoid A·(1 - A)."""
         aten = torch.ops.aten
         if self.hidden == "relu":
-            return aten.threshold_backward(dA, A, 0)
+            return aten.threshold_backward.default(dA, A, 0)
         if self.hidden == "tanh":
-            return aten.tanh_backward(dA, A)
+            return aten.tanh_backward.default(dA, A)
         if self.hidden == "sigmoid":
-            return aten.sigmoid_backward(dA, A)
-        return aten.leaky_relu_backward(dA, A, self.slope, True)
+            return aten.sigmoid_backward.default(dA, A)
+        return aten.leaky_relu_backward.default(dA, A, self.slope, True)
 
-    def output_gradient(self, Z, Y, out=None):
-        """dZ^[L] = ∂J/∂Z^[L] for the mean cost over the m rows of Z: Z is (m, n_y) for one
-        network, (m, C, n_y) for C; Y holds the m rows' targets."""
+    def _target(self, Z, Y):
+        """Y as Z's targets: (m, n_y) in Z's dtype, (m, 1, n_y) for C networks' Z (m, C, n_y)."""
         m, n_y = Z.shape[0], Z.shape[-1]
         if self.output == "softmax":
             target = F.one_hot(Y.reshape(-1).long(), n_y).to(Z.dtype)
+        elif Y.shape == (m, n_y) and Y.dtype == Z.dtype:
+            target = Y
         else:
-            target = Y if Y.shape == (m, n_y) and Y.dtype == Z.dtype else Y.reshape(
-                m, n_y).to(Z.dtype)
-        if Z.dim() == 3:
-            target = target.unsqueeze(1)
-        if self.output == "softmax":
-            return torch.softmax(Z, dim=-1, out=out).sub_(target).div_(m)
+            target = Y.reshape(m, n_y).to(Z.dtype)
+        return target.unsqueeze(1) if Z.dim() == 3 else target
+
+    def output_gradient(self, Z, Y):
+        """dZ^[L] = ∂J/∂Z^[L] for the mean cost over the m rows of Z: Z is (m, n_y) for one
+        network, (m, C, n_y) for C; Y holds the m rows' targets."""
+        m, n_y = Z.shape[0], Z.shape[-1]
+        target = self._target(Z, Y)
+        if self.output == "softmax":  # (dividing by a float: an int scalar costs a conversion)
+            return torch.softmax(Z, dim=-1).sub_(target).div_(float(m))
         if self.output == "sigmoid":
-            return torch.sigmoid(Z, out=out).sub_(target).div_(m * n_y)
-        return torch.sub(Z, target, out=out).mul_(2 / (m * n_y))
+            return torch.sigmoid(Z).sub_(target).div_(float(m * n_y))
+        return torch.sub(Z, target).mul_(2 / (m * n_y))
+
+    def row_costs(self, Z, Y):
+        """Each row's cost, averaged over its n_y outputs (as :mod:`gdlab.losses` averages):
+        shape (m,) for one network's Z (m, n_y), (m, C) for C networks' Z (m, C, n_y)."""
+        if self.output == "softmax":
+            labels = Y.reshape(-1).long()
+            if Z.dim() == 3:  # classes in dimension 1, the C networks after them
+                return F.cross_entropy(Z.transpose(1, 2), labels.unsqueeze(1).expand(
+                    Z.shape[:2]), reduction="none")
+            return F.cross_entropy(Z, labels, reduction="none")
+        target = self._target(Z, Y).expand_as(Z)
+        per_output = (F.binary_cross_entropy_with_logits if self.output == "sigmoid"
+                      else F.mse_loss)(Z, target, reduction="none")
+        return per_output.mean(-1)
 
     def cost(self, Z, Y):
-        """J: a 0-d tensor for one network (Z of shape (m, n_y)), shape (C,) for C networks
-        (Z of shape (m, C, n_y)) — each the mean over its m rows, as :mod:`gdlab.losses`."""
-        if Z.dim() == 2:
-            return COSTS[self.output](Z, Y)
-        m, C, n_y = Z.shape
-        if self.output == "softmax":
-            labels = Y.reshape(-1).long().repeat_interleave(C)
-            return F.cross_entropy(Z.reshape(-1, n_y), labels, reduction="none").view(
-                m, C).mean(0)
-        target = Y.reshape(m, 1, n_y).to(Z.dtype).expand_as(Z)
-        per_element = (F.binary_cross_entropy_with_logits if self.output == "sigmoid"
-                       else F.mse_loss)(Z, target, reduction="none")
-        return per_element.mean((0, 2))
+        """J of one mini-batch from its Z^[L]: 0-d for one network, shape (C,) for C."""
+        return self.row_costs(Z, Y).mean(0)
+
+    def batch_costs(self, Z, Y, batch_size):
+        """J^{t} of each mini-batch of an epoch, from the Z^[L] and Y of all its rows in order
+        (consecutive mini-batches of ``batch_size`` rows, the last with the rest): shape
+        (steps,) for one network, (steps, C) for C. A few operations per epoch, however many
+        steps, in place of a cost per step."""
+        rows = self.row_costs(Z, Y)
+        key = ("lengths", rows.shape[0], batch_size, rows.device)
+        lengths = self._work.get(key)
+        if lengths is None:
+            full, rest = divmod(rows.shape[0], batch_size)
+            lengths = self._work[key] = torch.tensor([batch_size] * full + [rest] * (rest > 0),
+                                                     device=rows.device)
+        return torch.segment_reduce(rows, "mean", lengths=lengths, axis=0)
 
     def gradients_of(self, model):
-        """``gradients(X, Y) -> J``: J of the mini-batch, its gradients written into each
-        parameter's ``.grad`` (overwritten: no zeroing needed). Call under ``torch.no_grad()``."""
+        """``gradients(X, Y) -> Z^[L]``: the gradients of J on the mini-batch written into each
+        parameter's ``.grad`` (overwritten: no zeroing needed); J is :meth:`cost` (or, for a
+        whole epoch, :meth:`batch_costs`) of the Z^[L] returned. Call under ``torch.no_grad()``."""
         params = list(model.parameters())
         weights, biases = params[0::2], params[1::2]
 
@@ -128,31 +149,19 @@ class MLPBackprop:
 
         return gradients
 
-    def _workspace(self, X, weights) -> tuple[list, list]:
-        """Reused tensors for Z^[l] and dA^[l] of one network on ``m`` rows: for small networks,
-        allocating them anew costs as much as computing them."""
-        key = (X.shape[0], X.dtype, X.device)
-        work = self._work.get(key)
-        if work is None:
-            Zs = [X.new_empty(X.shape[0], W.shape[0]) for W in weights]
-            work = self._work[key] = (Zs, [Z.new_empty(Z.shape) for Z in Zs])
-        return work
-
     def __call__(self, weights, biases, X, Y, dweights=None, dbiases=None):
-        """(J, dweights, dbiases) of the mini-batch (X, Y), for one network or — parameters
-        with a leading dimension C — C networks. One network's gradients are written into
-        ``dweights``/``dbiases`` where given (tensors of the parameters' shapes)."""
+        """(Z^[L], dweights, dbiases) of the mini-batch (X, Y) — J is :meth:`cost` of Z^[L] —
+        for one network or, parameters with a leading dimension C, C networks. One network's
+        gradients are written into ``dweights``/``dbiases`` where given (tensors of the
+        parameters' shapes)."""
         if weights[0].dim() == 3:
-            return self._many(weights, biases, X, Y)
+            return self._many(weights, biases, X, Y, dweights, dbiases)
         L = len(weights)
-        Zs, dAs = self._workspace(X, weights)
         activations = [X]
-        for l in range(L):
-            Z = torch.addmm(biases[l], activations[l], weights[l].t(), out=Zs[l])
-            activations.append(Z if l == L - 1 else self._activate(Z))
-        Z = activations[L]
-        J = self.cost(Z, Y)
-        dZ = self.output_gradient(Z, Y, out=dAs[L - 1])
+        for l in range(L - 1):
+            activations.append(self._activate(F.linear(activations[l], weights[l], biases[l])))
+        Z = F.linear(activations[-1], weights[-1], biases[-1])
+        dZ = self.output_gradient(Z, Y)
         dweights = list(dweights) if dweights is not None else [None] * L
         dbiases = list(dbiases) if dbiases is not None else [None] * L
         for l in range(L - 1, -1, -1):
@@ -160,37 +169,40 @@ class MLPBackprop:
             dweights[l] = torch.mm(dZ.t(), A_prev, out=dweights[l])
             dbiases[l] = torch.sum(dZ, 0, out=dbiases[l])
             if l > 0:
-                dZ = self._backward_activation(torch.mm(dZ, weights[l], out=dAs[l - 1]), A_prev)
-        return J, dweights, dbiases
+                dZ = self._backward_activation(torch.mm(dZ, weights[l]), A_prev)
+        return Z, dweights, dbiases
 
-    def _product(self, W, shared_input):
-        """The layer's :class:`_WideProduct` (kept while W's storage is the same)."""
-        key = ("product", W.data_ptr(), W.shape, W.stride(), W.dtype, W.device)
-        product = self._work.get(key)
-        if product is None:
-            product = self._work[key] = _WideProduct(W, shared_input)
-        product.refresh()
-        return product
+    def _products(self, weights) -> list:
+        """Each layer's :class:`_WideProduct`, kept while the same weight tensors come back (a
+        product holds its W, updated in place: its copy of W is refreshed at each call)."""
+        products = self._work.get("products")
+        if products is None or len(products) != len(weights) or any(
+                product.W is not W for product, W in zip(products, weights)):
+            products = self._work["products"] = [_WideProduct(W, l == 0)
+                                                 for l, W in enumerate(weights)]
+        for product in products:
+            product.refresh()
+        return products
 
-    def _many(self, weights, biases, X, Y):
+    def _many(self, weights, biases, X, Y, dweights=None, dbiases=None):
         """C networks at once, their activations side by side: A^[l] of shape (m, C·n_l)."""
         C, m, L = weights[0].shape[0], X.shape[0], len(weights)
-        products = [self._product(W, l == 0) for l, W in enumerate(weights)]
+        products = self._products(weights)
         activations = [X]
         for l in range(L):
             Z = products[l].forward(activations[l], biases[l])
             activations.append(Z if l == L - 1 else self._activate(Z))
         Z = activations[L].view(m, C, -1)
-        J = self.cost(Z, Y)
         dZ = self.output_gradient(Z, Y).view(m, -1)
-        dweights, dbiases = [None] * L, [None] * L
+        dweights = list(dweights) if dweights is not None else [None] * L
+        dbiases = list(dbiases) if dbiases is not None else [None] * L
         for l in range(L - 1, -1, -1):
             A_prev = activations[l]
-            dweights[l] = products[l].weight_gradient(dZ, A_prev)
-            dbiases[l] = dZ.sum(0).view(C, -1)
+            dweights[l] = products[l].weight_gradient(dZ, A_prev, out=dweights[l])
+            dbiases[l] = torch.sum(dZ.view(m, C, -1), 0, out=dbiases[l])
             if l > 0:
                 dZ = self._backward_activation(products[l].backward(dZ), A_prev)
-        return J, dweights, dbiases
+        return Z, dweights, dbiases
 
 
 class _WideProduct:
@@ -225,15 +237,17 @@ class _WideProduct:
                           self.W.transpose(1, 2))
         return Z.transpose(0, 1).reshape(m, -1)
 
-    def weight_gradient(self, dZ, A):
-        """dW (C, n_out, n_in): each network's dZᵀ·A."""
+    def weight_gradient(self, dZ, A, out=None):
+        """dW (C, n_out, n_in): each network's dZᵀ·A (copied into ``out`` where given)."""
         if self.shared_input:
-            return torch.mm(dZ.t(), A).view(self.C, self.n_out, self.n_in)
-        if self.blocks is not None:
-            return self._diagonal(torch.mm(dZ.t(), A), self.n_out, self.n_in)
-        m = A.shape[0]
-        return torch.bmm(dZ.view(m, self.C, -1).permute(1, 2, 0),
-                         A.view(m, self.C, -1).transpose(0, 1))
+            dW = torch.mm(dZ.t(), A).view(self.C, self.n_out, self.n_in)
+        elif self.blocks is not None:
+            dW = self._diagonal(torch.mm(dZ.t(), A), self.n_out, self.n_in)
+        else:
+            m = A.shape[0]
+            dW = torch.bmm(dZ.view(m, self.C, -1).permute(1, 2, 0),
+                           A.view(m, self.C, -1).transpose(0, 1))
+        return dW if out is None else out.copy_(dW)
 
     def backward(self, dZ):
         """dA (m, C·n_in): each network's dZ·W."""

@@ -51,7 +51,7 @@ def minibatches(X, Y, batch_size: int = 64, shuffle: bool = True, seed: int | No
     if Y.shape[0] != m:
         raise ValueError(f"X and Y must have the same number of rows (examples), "
                          f"got {m} and {Y.shape[0]}")
-    check_positive_int("batch_size", batch_size)
+    batch_size = check_positive_int("batch_size", batch_size)
     if order is not None:
         order = checked_order(order, m, None if lazy else X.device)
     elif shuffle:
@@ -66,9 +66,9 @@ def minibatches(X, Y, batch_size: int = 64, shuffle: bool = True, seed: int | No
 
 
 def partition(X, Y, batch_size):
-    """(X^{t}, Y^{t}): consecutive slices of ``batch_size`` rows, the last with the rest."""
-    for start in range(0, X.shape[0], batch_size):
-        yield X[start:start + batch_size], Y[start:start + batch_size]
+    """(X^{t}, Y^{t}): consecutive slices of ``batch_size`` rows, the last with the rest
+    (views, made in one call per tensor)."""
+    return zip(X.split(batch_size), Y.split(batch_size))
 
 
 #: mini-batches read ahead from disk (gdlab.memmap) while the current one trains

@@ -154,6 +154,7 @@ class Fit:
             self.forward, self.loss = model, loss
         self._backprop = _closed_form_backprop(backprop, model, self.forward, self.loss,
                                                self._replicas is None and not is_lazy(self.X))
+        self._gradients = self._backprop.gradients_of(model) if self._backprop else None
         self.schedule = schedule
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.batch_order = batch_order
@@ -278,35 +279,41 @@ class Fit:
         else:
             order = shuffled_order(self.m, self.generator, self._data_device)
         if self._replicas is not None:
-            return self._end_epoch(self._distributed_epoch(order, per_step))
-        costs = []
+            return self._end_epoch(torch.stack(self._distributed_epoch(order, per_step)))
         model, forward, loss, optimizer = self.model, self.forward, self.loss, self.optimizer
         step = _bare_step(optimizer)
         closed_form = self._backprop is not None
         if not (closed_form and model.training):  # (an MLP has no layer that its mode changes)
             model.train()
         if closed_form:
-            gradients = self._backprop.gradients_of(model)
+            X_order, Y_order = self.X[order], self.Y[order]
+            batches = partition(X_order, Y_order, self.batch_size)
+        else:
+            batches = self._batches(order)
+        outputs = []  # J^{t} of each mini-batch; in closed form, its Z^[L] (J^{t} comes after)
         with torch.no_grad() if closed_form else nullcontext():
-            for X_t, Y_t in self._batches(order):
+            for X_t, Y_t in batches:
                 if self._pending_lr is not None:
                     self._apply_pending_lr()
                 self.t += 1
                 if per_step and self._manual_lr is None:
                     self._set_group_lrs(self.schedule(self.epoch_num, self.t))
                 if closed_form:
-                    cost = gradients(X_t, Y_t)
+                    outputs.append(self._gradients(X_t, Y_t))
                 else:
                     optimizer.zero_grad()
                     cost = loss(forward(X_t), Y_t)
                     cost.backward()
-                    cost = cost.detach()
+                    outputs.append(cost.detach())
                 step()
-                costs.append(cost)
-        return self._end_epoch(costs)
+        if closed_form:  # every mini-batch's J^{t} at once, from their Z^[L]
+            return self._end_epoch(self._backprop.batch_costs(torch.cat(outputs), Y_order,
+                                                              self.batch_size))
+        return self._end_epoch(torch.stack(outputs))
 
     def _end_epoch(self, costs) -> float:
-        costs = torch.stack(costs).double().cpu()
+        """Record the epoch's mini-batch costs J^{t} (a tensor) and return its cost."""
+        costs = costs.detach().double().cpu().numpy()
         epoch_cost = float(epoch_cost_of(costs, self.batch_size, self.m))
         costs = costs.tolist()
         self.history.costs.extend(costs)

@@ -25,6 +25,7 @@ import copy
 import inspect
 import time
 
+import numpy as np
 import torch
 
 from .. import backprop
@@ -149,7 +150,9 @@ class VectorizedFit:
         self.histories = [History() for _ in self.configs]
         self.epoch_num, self.t = 0, 0
         self._backprop = backprop.MLPBackprop(model) if path == "mlp" else None
-        self._W_views = self._views(self.W)
+        self.dW = torch.empty_like(self.W)
+        W_views, dW_views = self._views(self.W), self._views(self.dW)
+        self._layers = (W_views[0::2], W_views[1::2], dW_views[0::2], dW_views[1::2])
         self._gradient = self._mlp_gradient if path == "mlp" else self._vmap_gradient()
 
     @property
@@ -165,13 +168,12 @@ class VectorizedFit:
                                                                           self.shapes, strict=True)]
 
     def _mlp_gradient(self, X_t, Y_t):
-        """(dW, costs): dW (C, n) and J^{t} of each configuration, by back propagation in
-        closed form (:mod:`gdlab.backprop`) with batched matrix products."""
-        views = self._W_views  # (W is updated in place: its views stay valid)
-        costs, dweights, dbiases = self._backprop(views[0::2], views[1::2], X_t, Y_t)
-        C = self.W.shape[0]
-        grads = [g.reshape(C, -1) for pair in zip(dweights, dbiases) for g in pair]
-        return torch.cat(grads, dim=1), costs
+        """(dW, Z^[L]): dW (C, n) and the C networks' Z^[L] (m, C, n_y), by back propagation in
+        closed form (:mod:`gdlab.backprop`) with batched matrix products; the costs J^{t}
+        come from the epoch's Z^[L] at its end (:meth:`MLPBackprop.batch_costs`)."""
+        weights, biases, dweights, dbiases = self._layers  # (views: W and dW change in place)
+        Z, _, _ = self._backprop(weights, biases, X_t, Y_t, dweights, dbiases)
+        return self.dW, Z
 
     def _vmap_gradient(self):
         from torch.func import functional_call, grad_and_value, vmap
@@ -188,7 +190,7 @@ class VectorizedFit:
             return loss(functional_call(module, params, (X_t,)), Y_t)
 
         batched = vmap(grad_and_value(cost), in_dims=(0, None, None))
-        return lambda X_t, Y_t: batched(self.W, X_t, Y_t)
+        return lambda X_t, Y_t: batched(self.W, X_t, Y_t)  # (dW, J^{t} of each)
 
     # --- training ------------------------------------------------------------------------------
 
@@ -209,7 +211,7 @@ class VectorizedFit:
         return {key: bias_correction(self.numeric[beta], t).to(self.dtype)
                 for key, beta in names.items()}
 
-    def run_epoch(self) -> torch.Tensor:
+    def run_epoch(self) -> np.ndarray:
         """One epoch for every configuration; returns the C epoch costs."""
         self.epoch_num += 1
         if self.per_step:
@@ -220,28 +222,34 @@ class VectorizedFit:
         for history, lr in zip(self.histories, lrs, strict=True):
             history.lrs.append(lr)
         order = shuffled_order(self.m, self.generator, self.X.device)
-        costs, rule, moments = [], self.rule, tuple(self.moments.values())
-        corrections = self._corrections(-(-self.m // self.batch_size))
+        rule, moments = self.rule, tuple(self.moments.values())
+        corrections = {key: columns.split(1, dim=1)  # the k-th step's (C, 1) column: [k]
+                       for key, columns in self._corrections(-(-self.m // self.batch_size)).items()}
         hyper = {"lr": self.lr, **self.numeric_in_dtype, **self.options}
         hyper.pop("bias_correction", None)
         if self.optimizer == "rmsprop" and not corrections:
             hyper["S_correction"] = None
+        X_order, Y_order = self.X[order], self.Y[order]
+        outputs = []  # each mini-batch's Z^[L] (path "mlp") or J^{t} (path "vmap")
         with torch.no_grad():
-            for k, (X_t, Y_t) in enumerate(partition(self.X[order], self.Y[order],
-                                                      self.batch_size)):
+            for k, (X_t, Y_t) in enumerate(partition(X_order, Y_order, self.batch_size)):
                 self.t += 1
                 if self.per_step:
                     self._set_lr(self.t)
                     hyper["lr"] = self.lr
-                for key, column in corrections.items():
-                    hyper[key] = column[:, k:k + 1]
-                dW, cost = self._gradient(X_t, Y_t)
+                for key, columns in corrections.items():
+                    hyper[key] = columns[k]
+                dW, output = self._gradient(X_t, Y_t)
                 rule(self.W, dW, *moments, **hyper)
-                costs.append(cost)
-        costs = torch.stack(costs).double().cpu()  # (steps, C)
+                outputs.append(output)
+            if self.path == "mlp":
+                costs = self._backprop.batch_costs(torch.cat(outputs), Y_order, self.batch_size)
+            else:
+                costs = torch.stack(outputs)
+        costs = costs.double().cpu().numpy()  # (steps, C)
         epoch_costs = epoch_cost_of(costs, self.batch_size, self.m)
         for history, schedule, run_costs, epoch_cost in zip(
-                self.histories, self.schedules, costs.t().tolist(), epoch_costs.tolist(),
+                self.histories, self.schedules, costs.T.tolist(), epoch_costs.tolist(),
                 strict=True):
             history.costs.extend(run_costs)
             history.epoch_costs.append(epoch_cost)

@@ -58,6 +58,7 @@ class _FlatGroup:
         self.data_ptrs = list(map(torch.Tensor.data_ptr, self.params))
         self.t = None  # the step count of every parameter, while the group holds it
         self.states = None  # every parameter's state dict, while the group holds t
+        self._t_tensor = None
 
     def _views(self, buffer) -> list[torch.Tensor]:
         """Each parameter's piece of ``buffer``, in the parameter's shape."""
@@ -72,6 +73,13 @@ class _FlatGroup:
     def grads_in_place(self) -> bool:
         """Whether every parameter's ``.grad`` is its view into ``dW``."""
         return all(map(operator.is_, map(_grad, self.params), self.grad_views))
+
+    def step_tensor(self, t) -> torch.Tensor:
+        """t as a 0-d float32 tensor on the buffers' device, as torch's kernels take it: one
+        tensor, refilled (making one per step costs as much as a small network's step)."""
+        if self._t_tensor is None:
+            self._t_tensor = torch.zeros((), dtype=torch.float32, device=self.W.device)
+        return self._t_tensor.fill_(t)
 
     def release(self) -> None:
         """Write the step count the group holds into every parameter's state, and stop holding
@@ -177,9 +185,10 @@ class RuleOptimizer(torch.optim.Optimizer):
     def hyperparameters(self, group, t) -> dict:  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 
-    def torch_kernel(self, W, dW, moments, group, t) -> bool:
-        """Run the rule as torch's own one-pass kernel for the same formula, if it has one
-        (returns whether it ran); see :func:`gdlab.optim.fused.use_torch_kernel`."""
+    def torch_kernel(self, flat, group, t) -> bool:
+        """Run the rule on the whole buffers of the :class:`_FlatGroup` ``flat`` as torch's own
+        one-pass kernel for the same formula, if it has one (returns whether it ran); see
+        :func:`gdlab.optim.fused.use_torch_kernel`."""
         return False
 
     def _apply(self, W, dW, state, group, fused=False):
@@ -227,10 +236,10 @@ class RuleOptimizer(torch.optim.Optimizer):
             whole = (0, flat.W.numel())
             for a, b, t in flat.segments(state):
                 if (a, b) == whole:  # the usual case: one pass over the whole buffers
-                    W, dW, moments = flat.W, flat.dW, dict(flat.moments)
-                    if fused_path.use_torch_kernel(self.fused, W) and self.torch_kernel(
-                            W, dW, moments, group, t):
+                    if fused_path.use_torch_kernel(self.fused, flat.W) and self.torch_kernel(
+                            flat, group, t):
                         continue
+                    W, dW, moments = flat.W, flat.dW, dict(flat.moments)
                     fused = fused_path.use_fused(self.fused, W)
                 else:  # some parameters had no gradient or lag in t: eager, piece by piece
                     W, dW = flat.W[a:b], flat.dW[a:b]
@@ -318,15 +327,15 @@ class Momentum(RuleOptimizer):
     def hyperparameters(self, group, t):
         return {"lr": group["lr"], "beta": group["beta"], "form": group["form"]}
 
-    def torch_kernel(self, W, dW, moments, group, t) -> bool:
+    def torch_kernel(self, flat, group, t) -> bool:
         """torch's fused SGD: v := β·v + (1 - dampening)·dW ; W := W - α·v, with dampening β
         for the "ewa" form and 0 for "sum" (v starts at 0, as here: never its first-step copy)."""
         if group["beta"] == 0:  # torch's kernel then keeps no v at all
             return False
         dampening = group["beta"] if group["form"] == "ewa" else 0.0
-        torch._fused_sgd_([W], [dW], [moments["v"]], weight_decay=0.0, momentum=group["beta"],
-                          lr=group["lr"], dampening=dampening, nesterov=False, maximize=False,
-                          is_first_step=False)
+        torch._fused_sgd_([flat.W], [flat.dW], [flat.moments["v"]], weight_decay=0.0,
+                          momentum=group["beta"], lr=group["lr"], dampening=dampening,
+                          nesterov=False, maximize=False, is_first_step=False)
         return True
 
 
@@ -379,10 +388,10 @@ class Adam(RuleOptimizer):
                 "eps": group["eps"], "v_correction": bias_correction(group["beta1"], t),
                 "S_correction": bias_correction(group["beta2"], t)}
 
-    def torch_kernel(self, W, dW, moments, group, t) -> bool:
+    def torch_kernel(self, flat, group, t) -> bool:
         """torch's fused Adam: the same formula, with 1-β^t from the step count t."""
-        torch._fused_adam_([W], [dW], [moments["v"]], [moments["S"]], [],
-                           [torch.tensor(float(t), device=W.device)], lr=group["lr"],
-                           beta1=group["beta1"], beta2=group["beta2"], weight_decay=0.0,
-                           eps=group["eps"], amsgrad=False, maximize=False)
+        torch._fused_adam_([flat.W], [flat.dW], [flat.moments["v"]], [flat.moments["S"]], [],
+                           [flat.step_tensor(t)], lr=group["lr"], beta1=group["beta1"],
+                           beta2=group["beta2"], weight_decay=0.0, eps=group["eps"],
+                           amsgrad=False, maximize=False)
         return True
