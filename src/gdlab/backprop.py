@@ -108,10 +108,14 @@ class MLPBackprop:
                 return F.cross_entropy(Z.transpose(1, 2), labels.unsqueeze(1).expand(
                     Z.shape[:2]), reduction="none")
             return F.cross_entropy(Z, labels, reduction="none")
-        target = self._target(Z, Y).expand_as(Z)
-        per_output = (F.binary_cross_entropy_with_logits if self.output == "sigmoid"
-                      else F.mse_loss)(Z, target, reduction="none")
-        return per_output.mean(-1)
+        target = self._target(Z, Y)
+        if target.shape != Z.shape:
+            target = target.expand_as(Z)
+        if self.output == "sigmoid":  # the op F's version calls; reduction 0 is "none"
+            per_output = torch.binary_cross_entropy_with_logits(Z, target, None, None, 0)
+        else:
+            per_output = F.mse_loss(Z, target, reduction="none")
+        return per_output.squeeze(-1) if Z.shape[-1] == 1 else per_output.mean(-1)
 
     def cost(self, Z, Y):
         """J of one mini-batch from its Z^[L]: 0-d for one network, shape (C,) for C."""

@@ -20,7 +20,8 @@ def _as_tensor(a, name):
 
 def shuffled_order(m: int, generator: torch.Generator | None = None, device=None):
     """A random permutation of the m row indices (torch's RNG, or ``generator``)."""
-    return torch.randperm(m, generator=generator).to(device)
+    order = torch.randperm(m, generator=generator)  # (made on the CPU, as the generator is)
+    return order if device is None or torch.device(device).type == "cpu" else order.to(device)
 
 
 def checked_order(order, m: int, device=None, name: str = "order") -> torch.Tensor:

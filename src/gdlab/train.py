@@ -286,7 +286,7 @@ class Fit:
         if not (closed_form and model.training):  # (an MLP has no layer that its mode changes)
             model.train()
         if closed_form:
-            X_order, Y_order = self.X[order], self.Y[order]
+            X_order, Y_order = self.X.index_select(0, order), self.Y.index_select(0, order)
             batches = partition(X_order, Y_order, self.batch_size)
         else:
             batches = self._batches(order)
@@ -313,7 +313,7 @@ class Fit:
 
     def _end_epoch(self, costs) -> float:
         """Record the epoch's mini-batch costs J^{t} (a tensor) and return its cost."""
-        costs = costs.detach().double().cpu().numpy()
+        costs = costs.to("cpu", torch.float64).numpy()
         epoch_cost = float(epoch_cost_of(costs, self.batch_size, self.m))
         costs = costs.tolist()
         self.history.costs.extend(costs)
