@@ -68,8 +68,9 @@ def minibatches(X, Y, batch_size: int = 64, shuffle: bool = True, seed: int | No
 
 def partition(X, Y, batch_size):
     """(X^{t}, Y^{t}): consecutive slices of ``batch_size`` rows, the last with the rest
-    (views, made in one call per tensor)."""
-    return zip(X.split(batch_size), Y.split(batch_size))
+    (views, made as they are needed: with batch size 1 there is one per example)."""
+    for start in range(0, X.shape[0], batch_size):
+        yield X[start:start + batch_size], Y[start:start + batch_size]
 
 
 #: mini-batches read ahead from disk (gdlab.memmap) while the current one trains
