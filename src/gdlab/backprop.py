@@ -48,7 +48,9 @@ def supports(model, forward, loss) -> bool:
 
 
 class MLPBackprop:
-    """J and its gradients for ``model``'s architecture and default cost, in closed form."""
+    """The gradients of J for ``model``'s architecture and default cost, in closed form, and
+    J itself from the Z^[L] they return: per mini-batch (:meth:`cost`) or for a whole epoch's
+    mini-batches at once (:meth:`batch_costs`)."""
 
     def __init__(self, model):
         self.hidden, self.output = model.hidden, model.output
