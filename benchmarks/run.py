@@ -57,10 +57,10 @@ def main() -> None:
                     f"{course_seconds():.0f} s (target: under 120 s).")
     print(sections[-1], flush=True)
     sections.append("## 3. Course-sized network\n\n"
-                    + course_numpy.table(course_numpy.run(repeats=max(3, args.repeats // 2))))
+                    + course_numpy.table(course_numpy.run(repeats=args.repeats)))
     print(sections[-1], flush=True)
     sections.append("## 4. Vectorized sweep (32 configurations at once)\n\n"
-                    + vectorized.table(vectorized.run(repeats=max(3, args.repeats // 2))))
+                    + vectorized.table(vectorized.run(repeats=max(5, args.repeats // 2))))
     print(sections[-1], flush=True)
     kept_from = HAND_RUN
     if torch.cuda.is_available():  # this machine has a GPU: its section is measured anew

@@ -246,7 +246,7 @@ class VectorizedFit:
                 costs = self._backprop.batch_costs(torch.cat(outputs), Y_order, self.batch_size)
             else:
                 costs = torch.stack(outputs)
-        costs = costs.double().cpu().numpy()  # (steps, C)
+        costs = costs.to("cpu", torch.float64).numpy()  # (steps, C)
         epoch_costs = epoch_cost_of(costs, self.batch_size, self.m)
         for history, schedule, run_costs, epoch_cost in zip(
                 self.histories, self.schedules, costs.T.tolist(), epoch_costs.tolist(),
