@@ -57,10 +57,12 @@ def train_run(dataset: Dataset, initial: MLP, optimizer: str, lr: float, schedul
     dtype = next(model.parameters()).dtype
     X = torch.as_tensor(dataset.X_train, dtype=dtype)
     Y = torch.as_tensor(dataset.Y_train)
+    # made before the clock starts: torch's first optimizer of a process imports torch._dynamo
+    # (seconds), which is not the run's time
+    optim = make_optimizer(optimizer, model.parameters(), lr)
     start = time.perf_counter()
-    history = fit(model, X, Y, make_optimizer(optimizer, model.parameters(), lr),
-                  epochs=epochs, batch_size=min(batch_size, len(X)), schedule=schedule,
-                  seed=seed, progress=progress, callbacks=callbacks)
+    history = fit(model, X, Y, optim, epochs=epochs, batch_size=min(batch_size, len(X)),
+                  schedule=schedule, seed=seed, progress=progress, callbacks=callbacks)
     seconds = time.perf_counter() - start
     schedule_label = "constant" if schedule_text is None else schedule_text
     label = optimizer if schedule_text is None else f"{optimizer} + {schedule_text.split(':')[0]}"
