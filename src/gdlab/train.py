@@ -286,7 +286,7 @@ class Fit:
         if not (closed_form and model.training):  # (an MLP has no layer that its mode changes)
             model.train()
         if closed_form:
-            X_order, Y_order = self.X.index_select(0, order), self.Y.index_select(0, order)
+            X_order, Y_order = self.X[order], self.Y[order]
             batches = partition(X_order, Y_order, self.batch_size)
         else:
             batches = self._batches(order)

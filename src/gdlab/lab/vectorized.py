@@ -229,7 +229,7 @@ class VectorizedFit:
         hyper.pop("bias_correction", None)
         if self.optimizer == "rmsprop" and not corrections:
             hyper["S_correction"] = None
-        X_order, Y_order = self.X.index_select(0, order), self.Y.index_select(0, order)
+        X_order, Y_order = self.X[order], self.Y[order]
         outputs = []  # each mini-batch's Z^[L] (path "mlp") or J^{t} (path "vmap")
         with torch.no_grad():
             for k, (X_t, Y_t) in enumerate(partition(X_order, Y_order, self.batch_size)):
