@@ -81,12 +81,42 @@ def test_batched_rows_equal_single_networks(hidden, output, block_diagonal_max, 
             torch.testing.assert_close(grad, ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_batched_gradients_are_written_into_given_tensors(layout):
+    """C networks' gradients go into the given tensors — straight where they are contiguous
+    (the vectorized trainer's), by a copy where they are not — twice in a row (the products
+    keep where they last wrote), equal to the gradients returned without them."""
+    networks = [_problem("relu", "sigmoid", seed=s)[0] for s in range(3)]
+    _, X, Y = _problem("relu", "sigmoid")
+    closed_form = MLPBackprop(networks[0])
+    stacked = [torch.stack(ps) for ps in zip(*[[p.detach() for p in net.parameters()]
+                                               for net in networks])]
+    _, dweights_ref, dbiases_ref = closed_form(stacked[0::2], stacked[1::2], X, Y)
+    if layout == "contiguous":
+        out = [torch.full_like(p, 7.0) for p in stacked]
+    else:  # each (C, ...) gradient a view of a larger tensor, C its last dimension
+        out = [torch.full((*p.shape[1:], 2 * p.shape[0]), 7.0, dtype=p.dtype)[..., ::2]
+               .movedim(-1, 0) for p in stacked]
+        assert not any(o.is_contiguous() for o in out)
+    for _ in range(2):
+        _, dweights, dbiases = closed_form(stacked[0::2], stacked[1::2], X, Y, out[0::2],
+                                           out[1::2])
+        for given, returned, ref in zip(out, [g for pair in zip(dweights, dbiases) for g in pair],
+                                        [g for pair in zip(dweights_ref, dbiases_ref)
+                                         for g in pair], strict=True):
+            assert returned is given
+            torch.testing.assert_close(given, ref, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("output", OUTPUTS)
 @pytest.mark.parametrize("networks", [1, 4])
-def test_batch_costs_are_each_mini_batch_cost(output, networks):
+@pytest.mark.parametrize("means", ["averaging matrix", "segment reduction"])
+def test_batch_costs_are_each_mini_batch_cost(output, networks, means, monkeypatch):
     """An epoch's J^{t}, all at once from its Z^[L] (the last mini-batch holding the rest of
     the rows), equal the cost of each mini-batch on its own — by the losses fit uses with
-    autograd, for one network or C at once."""
+    autograd, for one network or C at once, by either way of taking the means."""
+    if means == "segment reduction":  # (the way of epochs with many more rows than here)
+        monkeypatch.setattr(backprop, "AVERAGING_MATRIX_MAX", 0)
     models = [_problem("tanh", output, seed=s)[0] for s in range(networks)]
     _, X, Y = _problem("tanh", output, m=23)
     closed_form = MLPBackprop(models[0])

@@ -151,3 +151,18 @@ def test_x_must_be_an_array():
 def test_numpy_batch_size():
     X, Y = _indexed(10)
     assert len(list(minibatches(X, Y, batch_size=np.int64(4), seed=0))) == 3
+
+
+@pytest.mark.parametrize("ahead", [1, 2, 3, 256])
+def test_partition_cuts_the_rows_in_order_however_many_it_makes_at_a_time(ahead, monkeypatch):
+    """partition makes its views a few mini-batches at a time; the mini-batches are the same
+    consecutive slices whatever that number, the last with the rest."""
+    from gdlab import data
+
+    monkeypatch.setattr(data, "PARTITION_AHEAD", ahead)
+    X, Y = _indexed(23)
+    batches = list(data.partition(X, Y, 4))
+    assert [Y_t.tolist() for _, Y_t in batches] == [list(range(s, min(s + 4, 23)))
+                                                  for s in range(0, 23, 4)]
+    for X_t, Y_t in batches:
+        _check_paired(X_t, Y_t)

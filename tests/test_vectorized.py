@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import gdlab
+from gdlab.lab import vectorized
 from gdlab.lab.vectorized import VectorizedFit, fit_many
 from gdlab.schedules import parse_schedule
 
@@ -32,6 +33,7 @@ CONFIGS = [
     {"optimizer": "rmsprop", "lr": 0.01, "beta2": 0.99, "bias_correction": True},
     {"optimizer": "gd", "lr": 0.2},
     {"optimizer": "gd", "lr": 0.1, "schedule": "inverse_sqrt:per=step"},
+    {"optimizer": "adam", "lr": 0.05, "schedule": "plateau:patience=1,threshold=0.5"},
 ]
 
 
@@ -79,6 +81,18 @@ def test_other_outputs_equal_fit(output):
         ref, _ = _sequential(model, X, Y, config, 16, 1)
         torch.testing.assert_close(torch.tensor(history.costs), torch.tensor(ref.costs),
                                    rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_bias_corrections_computed_ahead_are_those_of_each_step(data, optimizer, monkeypatch):
+    """The corrections 1-β^t computed ahead (many steps at once) give what computing them at
+    every epoch gives (CORRECTIONS_AHEAD = 1: a fresh computation each epoch)."""
+    model, X, Y = data
+    configs = [c for c in CONFIGS if c["optimizer"] == optimizer]
+    ahead, _ = fit_many(model, X, Y, configs, epochs=EPOCHS, batch_size=32, seed=7)
+    monkeypatch.setattr(vectorized, "CORRECTIONS_AHEAD", 1)
+    each_epoch, _ = fit_many(model, X, Y, configs, epochs=EPOCHS, batch_size=32, seed=7)
+    assert [h.costs for h in ahead] == [h.costs for h in each_epoch]
 
 
 def test_mixed_optimizers_in_one_group_are_refused(data):

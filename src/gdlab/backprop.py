@@ -22,6 +22,8 @@ product.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 
@@ -29,6 +31,9 @@ from .losses import default_loss
 
 #: C networks' layer l as one block-diagonal product while its C²·n_l·n_{l-1} entries are fewer
 BLOCK_DIAGONAL_MAX = 1 << 17
+#: an epoch's mini-batch costs J^{t} as one product with a (steps, m) averaging matrix while it
+#: has at most this many entries (else a segment reduction)
+AVERAGING_MATRIX_MAX = 1 << 18
 
 
 def supports(model, forward, loss) -> bool:
@@ -127,15 +132,26 @@ class MLPBackprop:
         """J^{t} of each mini-batch of an epoch, from the Z^[L] and Y of all its rows in order
         (consecutive mini-batches of ``batch_size`` rows, the last with the rest): shape
         (steps,) for one network, (steps, C) for C. A few operations per epoch, however many
-        steps, in place of a cost per step."""
+        steps, in place of a cost per step: the means are one product with a (steps, m) matrix
+        of 1/size where it has at most ``AVERAGING_MATRIX_MAX`` entries, else one segment
+        reduction."""
         rows = self.row_costs(Z, Y)
-        key = ("lengths", rows.shape[0], batch_size, rows.device)
-        lengths = self._work.get(key)
-        if lengths is None:
-            full, rest = divmod(rows.shape[0], batch_size)
-            lengths = self._work[key] = torch.tensor([batch_size] * full + [rest] * (rest > 0),
-                                                     device=rows.device)
-        return torch.segment_reduce(rows, "mean", lengths=lengths, axis=0)
+        m = rows.shape[0]
+        key = ("means", m, batch_size, rows.dtype, rows.device)
+        means = self._work.get(key)
+        if means is None:
+            full, rest = divmod(m, batch_size)
+            lengths = torch.tensor([batch_size] * full + [rest] * (rest > 0), device=rows.device)
+            if len(lengths) * m <= AVERAGING_MATRIX_MAX:
+                step = torch.arange(m, device=rows.device) // batch_size  # each row's mini-batch
+                matrix = torch.zeros(len(lengths), m, dtype=rows.dtype, device=rows.device)
+                matrix[step, torch.arange(m, device=rows.device)] = 1 / lengths[step].to(
+                    rows.dtype)
+                means = self._work[key] = partial(torch.matmul, matrix)
+            else:
+                means = self._work[key] = partial(torch.segment_reduce, reduce="mean",
+                                                  lengths=lengths, axis=0)
+        return means(rows)
 
     def gradients_of(self, model):
         """``gradients(X, Y) -> Z^[L]``: the gradients of J on the mini-batch written into each
@@ -178,14 +194,15 @@ class MLPBackprop:
                 dZ = self._backward_activation(torch.mm(dZ, weights[l]), A_prev)
         return Z, dweights, dbiases
 
-    def _products(self, weights) -> list:
-        """Each layer's :class:`_WideProduct`, kept while the same weight tensors come back (a
-        product holds its W, updated in place: its copy of W is refreshed at each call)."""
+    def _products(self, weights, biases) -> list:
+        """Each layer's :class:`_WideProduct`, kept while the same parameter tensors come back (a
+        product holds its W and b, updated in place: its copy of W is refreshed at each call)."""
         products = self._work.get("products")
         if products is None or len(products) != len(weights) or any(
-                product.W is not W for product, W in zip(products, weights)):
-            products = self._work["products"] = [_WideProduct(W, l == 0)
-                                                 for l, W in enumerate(weights)]
+                product.W is not W or product.b is not b
+                for product, W, b in zip(products, weights, biases)):
+            products = self._work["products"] = [_WideProduct(W, b, l == 0) for l, (W, b)
+                                                 in enumerate(zip(weights, biases))]
         for product in products:
             product.refresh()
         return products
@@ -193,19 +210,18 @@ class MLPBackprop:
     def _many(self, weights, biases, X, Y, dweights=None, dbiases=None):
         """C networks at once, their activations side by side: A^[l] of shape (m, C·n_l)."""
         C, m, L = weights[0].shape[0], X.shape[0], len(weights)
-        products = self._products(weights)
+        products = self._products(weights, biases)
         activations = [X]
         for l in range(L):
-            Z = products[l].forward(activations[l], biases[l])
+            Z = products[l].forward(activations[l])
             activations.append(Z if l == L - 1 else self._activate(Z))
         Z = activations[L].view(m, C, -1)
-        dZ = self.output_gradient(Z, Y).view(m, -1)
+        dZ = self.output_gradient(Z, Y).view(m, -1)  # the C networks' dZ^[L] side by side
         dweights = list(dweights) if dweights is not None else [None] * L
         dbiases = list(dbiases) if dbiases is not None else [None] * L
         for l in range(L - 1, -1, -1):
             A_prev = activations[l]
-            dweights[l] = products[l].weight_gradient(dZ, A_prev, out=dweights[l])
-            dbiases[l] = torch.sum(dZ.view(m, C, -1), 0, out=dbiases[l])
+            dweights[l], dbiases[l] = products[l].gradients(dZ, A_prev, dweights[l], dbiases[l])
             if l > 0:
                 dZ = self._backward_activation(products[l].backward(dZ), A_prev)
         return Z, dweights, dbiases
@@ -213,16 +229,27 @@ class MLPBackprop:
 
 class _WideProduct:
     """Z = A·Wᵀ + b for C networks side by side: A (m, C·n_in) or, for the first layer, the
-    shared X (m, n_in); W (C, n_out, n_in); Z (m, C·n_out)."""
+    shared X (m, n_in); W (C, n_out, n_in); b (C, n_out); Z (m, C·n_out). The views of W and b
+    that the products take are made once where W and b are contiguous (as the vectorized
+    trainer's are), else at each call."""
 
-    def __init__(self, W, shared_input):
-        self.W, self.shared_input = W, shared_input
+    def __init__(self, W, b, shared_input):
+        self.W, self.b, self.shared_input = W, b, shared_input
         self.C, self.n_out, self.n_in = W.shape
         self.blocks = self.diagonal = None
         if not shared_input and self.C * self.C * self.n_in * self.n_out <= BLOCK_DIAGONAL_MAX:
             self.blocks = W.new_zeros(self.C * self.n_in, self.C * self.n_out)
+            self.blocks_t = self.blocks.t()
             self.diagonal = self._diagonal(self.blocks, self.n_in, self.n_out)
             self.W_t = W.permute(0, 2, 1)
+        self._stacked_t = self._b = None
+        if W.is_contiguous() and b.is_contiguous():
+            self._stacked_t, self._b = self._views()
+        self._out = (None, None, None, None)  # the last dW, db given, and where they go
+
+    def _views(self):
+        """(the C matrices W stacked, transposed: (n_in, C·n_out); b as one row (C·n_out,))"""
+        return self.W.reshape(-1, self.n_in).t(), self.b.reshape(-1)
 
     def refresh(self) -> None:
         """Copy the current W into the diagonal blocks (the rest stays zero)."""
@@ -233,32 +260,61 @@ class _WideProduct:
         """The C diagonal blocks of M (C·rows, C·columns), as a (C, rows, columns) view."""
         return M.view(self.C, rows, self.C, columns).diagonal(dim1=0, dim2=2).permute(2, 0, 1)
 
-    def forward(self, A, b):
+    def forward(self, A):
+        stacked_t, b = (self._stacked_t, self._b) if self._b is not None else self._views()
         if self.shared_input:  # X: one product with the C matrices W stacked
-            return torch.addmm(b.reshape(-1), A, self.W.reshape(-1, self.n_in).t())
+            return torch.addmm(b, A, stacked_t)
         if self.blocks is not None:
-            return torch.addmm(b.reshape(-1), A, self.blocks)
+            return torch.addmm(b, A, self.blocks)
         m = A.shape[0]
-        Z = torch.baddbmm(b.unsqueeze(1), A.view(m, self.C, -1).transpose(0, 1),
+        Z = torch.baddbmm(self.b.unsqueeze(1), A.view(m, self.C, -1).transpose(0, 1),
                           self.W.transpose(1, 2))
         return Z.transpose(0, 1).reshape(m, -1)
 
-    def weight_gradient(self, dZ, A, out=None):
-        """dW (C, n_out, n_in): each network's dZᵀ·A (copied into ``out`` where given)."""
+    def _per_network(self, M, n, transposed=False):
+        """The C networks' matrices in M (m, C·n), which holds them side by side: a (C, m, n)
+        view, or (C, n, m) transposed."""
+        M, m = M.contiguous(), M.shape[0]  # (as gdlab's own operations make it: no copy)
+        if transposed:
+            return M.as_strided((self.C, n, m), (n, 1, self.C * n))
+        return M.as_strided((self.C, m, n), (n, self.C * n, 1))
+
+    def _destinations(self, dW, db):
+        """Where the products can write dW and db straight: ``dW`` (for the first layer, as its
+        rows (C·n_out, n_in)) and ``db`` as one row, where they are contiguous (else None);
+        kept while the same tensors come."""
+        if self._out[0] is not dW or self._out[1] is not db:
+            dW_target = db_target = None
+            if dW is not None and dW.is_contiguous():
+                dW_target = dW.view(-1, self.n_in) if self.shared_input else dW
+            if db is not None and db.is_contiguous():
+                db_target = db.view(-1)
+            self._out = (dW, db, dW_target, db_target)
+        return self._out[2:]
+
+    def gradients(self, dZ, A, dW=None, db=None):
+        """(dW (C, n_out, n_in), db (C, n_out)): each network's dZᵀ·A and Σ_rows dZ, from dZ
+        (m, C·n_out) and A (m, C·n_in) or the shared X; written into ``dW`` and ``db`` where
+        they are given."""
+        dW_target, db_target = self._destinations(dW, db)
         if self.shared_input:
-            dW = torch.mm(dZ.t(), A).view(self.C, self.n_out, self.n_in)
-        elif self.blocks is not None:
-            dW = self._diagonal(torch.mm(dZ.t(), A), self.n_out, self.n_in)
-        else:
-            m = A.shape[0]
-            dW = torch.bmm(dZ.view(m, self.C, -1).permute(1, 2, 0),
-                           A.view(m, self.C, -1).transpose(0, 1))
-        return dW if out is None else out.copy_(dW)
+            dW_result = torch.mm(dZ.t(), A, out=dW_target)
+        else:  # a batched product (the block-diagonal one would take C times the work)
+            dW_result = torch.bmm(self._per_network(dZ, self.n_out, transposed=True),
+                                  self._per_network(A, self.n_in), out=dW_target)
+        db_result = torch.sum(dZ, 0, out=db_target)
+        if dW_target is None:
+            dW_result = dW_result.view(self.C, self.n_out, self.n_in)
+            dW = dW_result if dW is None else dW.copy_(dW_result)
+        if db_target is None:
+            db_result = db_result.view(self.C, self.n_out)
+            db = db_result if db is None else db.copy_(db_result)
+        return dW, db
 
     def backward(self, dZ):
-        """dA (m, C·n_in): each network's dZ·W."""
+        """dA (m, C·n_in): each network's dZ·W, from dZ (m, C·n_out)."""
         if self.blocks is not None:
-            return torch.mm(dZ, self.blocks.t())
+            return torch.mm(dZ, self.blocks_t)
         m = dZ.shape[0]
         return torch.bmm(dZ.view(m, self.C, -1).transpose(0, 1), self.W).transpose(
             0, 1).reshape(m, -1)

@@ -66,11 +66,17 @@ def minibatches(X, Y, batch_size: int = 64, shuffle: bool = True, seed: int | No
     return partition(X, Y, batch_size)
 
 
+#: mini-batches whose views ``partition`` makes at a time
+PARTITION_AHEAD = 256
+
+
 def partition(X, Y, batch_size):
     """(X^{t}, Y^{t}): consecutive slices of ``batch_size`` rows, the last with the rest
-    (views, made as they are needed: with batch size 1 there is one per example)."""
-    for start in range(0, X.shape[0], batch_size):
-        yield X[start:start + batch_size], Y[start:start + batch_size]
+    (views, made ``PARTITION_AHEAD`` mini-batches at a time: two calls for them all, not two
+    per mini-batch, and not one view per example up front with batch size 1)."""
+    ahead = batch_size * PARTITION_AHEAD
+    for X_rows, Y_rows in zip(X.split(ahead), Y.split(ahead), strict=True):
+        yield from zip(X_rows.split(batch_size), Y_rows.split(batch_size), strict=True)
 
 
 #: mini-batches read ahead from disk (gdlab.memmap) while the current one trains

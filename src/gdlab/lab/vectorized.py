@@ -2,18 +2,20 @@
 
 C configurations that share the network, its initialization, the data, the mini-batch size and
 the mini-batch order (``seed``) but differ in α, β, β₁, β₂, ε and the decay schedule are trained
-together: their parameters are stacked into one flat buffer ``W`` of shape (C, n) — row c holds
-every parameter of configuration c, as the optimizers' flat path holds them for one — and so
-are the gradients ``dW`` and the moments ``v``, ``S``. Each mini-batch step is then
+together: their parameters lie in one flat buffer ``W``, parameter by parameter, each as a
+contiguous (C, *shape) block of its C copies — so that the C networks' layer l is one tensor
+(C, n_l, n_{l-1}) that the batched products read and write as it is — and so do the gradients
+``dW`` and the moments ``v``, ``S``. Each mini-batch step is then
 
 1. one forward and backward pass for all C networks: back propagation in closed form with
    batched matrix products for a gdlab :class:`~gdlab.models.MLP` on its default cost
    (``path="mlp"``, :mod:`gdlab.backprop`), or ``torch.func.vmap`` of
    ``grad(functional_call(model, ...))`` over the rows of ``W`` for any other module
    (``path="vmap"``);
-2. one call of the update rule of :mod:`gdlab.optim.rules` on the whole (C, n) buffers, with
-   the hyperparameters as (C, 1) tensors: α, β, β₁, β₂, ε and the bias corrections 1-β^t
-   (:func:`gdlab.ewa.bias_correction`). The rule is the same code the optimizers run.
+2. one call of the update rule of :mod:`gdlab.optim.rules` on the whole buffers, with the
+   hyperparameters as tensors holding each element's configuration's value: α, β, β₁, β₂, ε
+   and the bias corrections 1-β^t (:func:`gdlab.ewa.bias_correction`). The rule is the same
+   code the optimizers run.
 
 The result is what C separate :func:`gdlab.fit` runs with the same seed give (to float
 rounding), in about the time of one or two of them for the course's [2, 5, 2, 1] network.
@@ -44,6 +46,11 @@ NUMERIC = {"gd": (), "momentum": ("beta",), "rmsprop": ("beta2", "eps"),
            "adam": ("beta1", "beta2", "eps")}
 OPTIONS = {"gd": (), "momentum": ("form",), "rmsprop": ("bias_correction",), "adam": ()}
 PATHS = ("auto", "mlp", "vmap")
+#: the bias corrections 1-β^t each rule takes, and the β of each
+CORRECTIONS = {"adam": {"v_correction": "beta1", "S_correction": "beta2"},
+               "rmsprop": {"S_correction": "beta2"}}
+#: bias corrections 1-β^t are computed ahead for about this many elements (steps × N) at once
+CORRECTIONS_AHEAD = 1 << 16
 
 
 def defaults(optimizer: str) -> dict:
@@ -123,13 +130,16 @@ class VectorizedFit:
         named = [(name, p) for name, p in model.named_parameters()]
         self.names = [name for name, _ in named]
         self.shapes = [p.shape for _, p in named]
-        self.bounds, start = [], 0
-        for _, p in named:
-            self.bounds.append((start, start + p.numel()))
-            start += p.numel()
         C, dtype, device = len(self.configs), named[0][1].dtype, named[0][1].device
-        flat = torch.cat([p.detach().reshape(-1) for _, p in named])
-        self.W = flat.expand(C, -1).clone()  # row c: every parameter of configuration c
+        self.bounds, start = [], 0  # parameter k's C copies: W[a:b], as (C, *shape)
+        for _, p in named:
+            self.bounds.append((start, start + C * p.numel()))
+            start += C * p.numel()
+        self.W = torch.cat([p.detach().reshape(1, -1).expand(C, -1).reshape(-1)
+                            for _, p in named])
+        #: each element's configuration: the index that spreads (C, ...) values over W
+        self._configuration = torch.cat([torch.arange(C, device=device).repeat_interleave(
+            p.numel()) for _, p in named])
         rule_moments = {"gd": (), "momentum": ("v",), "rmsprop": ("S",), "adam": ("v", "S")}
         self.moments = {name: torch.zeros_like(self.W) for name in rule_moments[self.optimizer]}
         self.rule = OPTIMIZERS[self.optimizer].rule
@@ -140,19 +150,23 @@ class VectorizedFit:
 
         self.dtype, self.device = dtype, device
         self.numeric = {name: column(name) for name in NUMERIC[self.optimizer]}
-        self.numeric_in_dtype = {name: c.to(dtype) for name, c in self.numeric.items()}
+        self.numeric_per_element = {name: self._per_element(c.to(dtype))[0]
+                                    for name, c in self.numeric.items()}
         self.options = {name: self.configs[0][name] for name in OPTIONS[self.optimizer]}
         self.schedules = [parse_schedule(c["schedule"], c["lr"]) if c["schedule"]
                           else constant(c["lr"]) for c in self.configs]
         self.per_step = any(getattr(s, "per_step", False) for s in self.schedules)
+        self._observers = [(c, s.observe) for c, s in enumerate(self.schedules)  # (plateau)
+                           if hasattr(s, "observe")]
         self.fixed_lr = all(type(s) is constant for s in self.schedules)
-        self.lr = column("lr").to(dtype)
+        self._set_lr_columns(column("lr").to(dtype))
         self.histories = [History() for _ in self.configs]
         self.epoch_num, self.t = 0, 0
+        self._corrections_ahead = (1, {})  # (first t, {name: 1-β^t of t = first, …})
         self._backprop = backprop.MLPBackprop(model) if path == "mlp" else None
         self.dW = torch.empty_like(self.W)
-        W_views, dW_views = self._views(self.W), self._views(self.dW)
-        self._layers = (W_views[0::2], W_views[1::2], dW_views[0::2], dW_views[1::2])
+        self.params, self.grads = self._views(self.W), self._views(self.dW)
+        self._layers = (self.params[0::2], self.params[1::2], self.grads[0::2], self.grads[1::2])
         self._gradient = self._mlp_gradient if path == "mlp" else self._vmap_gradient()
 
     @property
@@ -161,16 +175,26 @@ class VectorizedFit:
 
     # --- the gradient of C networks at once ----------------------------------------------------
 
-    def _views(self, w):
-        """The parameters of row(s) ``w`` (shape (..., n)) as tensors of their own shapes."""
-        lead = w.shape[:-1]
-        return [w[..., a:b].view(*lead, *shape) for (a, b), shape in zip(self.bounds,
-                                                                          self.shapes, strict=True)]
+    def _views(self, buffer):
+        """Each parameter's C copies in ``buffer`` (laid out as ``W``), as a (C, *shape) view."""
+        C = len(self.configs)
+        return [buffer[a:b].view(C, *shape) for (a, b), shape in zip(self.bounds, self.shapes,
+                                                                       strict=True)]
+
+    def _per_element(self, columns):
+        """(C, k) values of the configurations as (k, N): row j holds each element of ``W``'s
+        configuration's value in column j (a (C, 1) column: one row)."""
+        return torch.index_select(columns.t(), 1, self._configuration)
+
+    def _set_lr_columns(self, lr) -> None:
+        """α of each configuration, (C, 1), and spread over W's elements."""
+        self.lr, self._lr_per_element = lr, self._per_element(lr)[0]
+        self._lr_list = lr.double().reshape(-1).tolist()  # (for the histories)
 
     def _mlp_gradient(self, X_t, Y_t):
-        """(dW, Z^[L]): dW (C, n) and the C networks' Z^[L] (m, C, n_y), by back propagation in
-        closed form (:mod:`gdlab.backprop`) with batched matrix products; the costs J^{t}
-        come from the epoch's Z^[L] at its end (:meth:`MLPBackprop.batch_costs`)."""
+        """(dW, Z^[L]): dW and the C networks' Z^[L] (m, C, n_y), by back propagation in closed
+        form (:mod:`gdlab.backprop`) with batched matrix products; the costs J^{t} come from
+        the epoch's Z^[L] at its end (:meth:`MLPBackprop.batch_costs`)."""
         weights, biases, dweights, dbiases = self._layers  # (views: W and dW change in place)
         Z, _, _ = self._backprop(weights, biases, X_t, Y_t, dweights, dbiases)
         return self.dW, Z
@@ -185,31 +209,43 @@ class VectorizedFit:
         prefix = "model." if forward_is_logits else ""
         names = [prefix + n for n in self.names]
 
-        def cost(w, X_t, Y_t):
-            params = dict(zip(names, self._views(w), strict=True))
-            return loss(functional_call(module, params, (X_t,)), Y_t)
+        def cost(params, X_t, Y_t):
+            return loss(functional_call(module, dict(zip(names, params, strict=True)), (X_t,)),
+                        Y_t)
 
         batched = vmap(grad_and_value(cost), in_dims=(0, None, None))
-        return lambda X_t, Y_t: batched(self.W, X_t, Y_t)  # (dW, J^{t} of each)
+
+        def gradient(X_t, Y_t):  # (dW, J^{t} of each)
+            grads, costs = batched(tuple(self.params), X_t, Y_t)
+            torch._foreach_copy_(self.grads, grads)
+            return self.dW, costs
+
+        return gradient
 
     # --- training ------------------------------------------------------------------------------
 
     def _set_lr(self, t=None) -> None:
         lrs = [s(self.epoch_num, t) for s in self.schedules]
-        self.lr = torch.tensor(lrs, dtype=torch.float64, device=self.device).view(-1, 1).to(
-            self.dtype)
+        self._set_lr_columns(torch.tensor(lrs, dtype=torch.float64, device=self.device).view(
+            -1, 1).to(self.dtype))
 
     def _corrections(self, steps: int) -> dict:
-        """The rule's bias corrections 1-β^t for this epoch's steps t+1 … t+steps, as
-        (C, steps) tensors in the buffers' dtype (column k: the epoch's k-th step)."""
-        names = {"adam": {"v_correction": "beta1", "S_correction": "beta2"},
-                 "rmsprop": {"S_correction": "beta2"}}.get(self.optimizer, {})
-        if not self.options.get("bias_correction", True):
-            names = {}
-        t = torch.arange(self.t + 1, self.t + steps + 1, dtype=torch.float64,
-                         device=self.device)
-        return {key: bias_correction(self.numeric[beta], t).to(self.dtype)
-                for key, beta in names.items()}
+        """The rule's bias corrections 1-β^t for this epoch's steps t+1 … t+steps, in the
+        buffers' dtype: {name: one (N,) tensor per step}, each element's β. They are computed
+        ahead for ``CORRECTIONS_AHEAD`` elements' worth of steps at a time."""
+        names = CORRECTIONS.get(self.optimizer)
+        if names is None or not self.options.get("bias_correction", True):
+            return {}
+        first, ahead = self._corrections_ahead
+        k = self.t + 1 - first
+        if k < 0 or k + steps > len(next(iter(ahead.values()), ())):
+            first, k = self.t + 1, 0
+            t = torch.arange(first, first + max(steps, CORRECTIONS_AHEAD // self.W.numel()),
+                             dtype=torch.float64, device=self.device)
+            ahead = {key: self._per_element(bias_correction(self.numeric[beta], t).to(
+                self.dtype)).unbind(0) for key, beta in names.items()}  # [j]: t = first + j
+            self._corrections_ahead = first, ahead
+        return {key: rows[k:k + steps] for key, rows in ahead.items()}
 
     def run_epoch(self) -> np.ndarray:
         """One epoch for every configuration; returns the C epoch costs."""
@@ -218,14 +254,12 @@ class VectorizedFit:
             self._set_lr(self.t + 1)  # as fit: α of the epoch's first mini-batch
         elif not self.fixed_lr:
             self._set_lr()
-        lrs = self.lr.double().reshape(-1).tolist()
-        for history, lr in zip(self.histories, lrs, strict=True):
+        for history, lr in zip(self.histories, self._lr_list, strict=True):
             history.lrs.append(lr)
         order = shuffled_order(self.m, self.generator, self.X.device)
         rule, moments = self.rule, tuple(self.moments.values())
-        corrections = {key: columns.split(1, dim=1)  # the k-th step's (C, 1) column: [k]
-                       for key, columns in self._corrections(-(-self.m // self.batch_size)).items()}
-        hyper = {"lr": self.lr, **self.numeric_in_dtype, **self.options}
+        corrections = self._corrections(-(-self.m // self.batch_size))
+        hyper = {"lr": self._lr_per_element, **self.numeric_per_element, **self.options}
         hyper.pop("bias_correction", None)
         if self.optimizer == "rmsprop" and not corrections:
             hyper["S_correction"] = None
@@ -236,9 +270,9 @@ class VectorizedFit:
                 self.t += 1
                 if self.per_step:
                     self._set_lr(self.t)
-                    hyper["lr"] = self.lr
-                for key, columns in corrections.items():
-                    hyper[key] = columns[k]
+                    hyper["lr"] = self._lr_per_element
+                for key, per_step in corrections.items():
+                    hyper[key] = per_step[k]
                 dW, output = self._gradient(X_t, Y_t)
                 rule(self.W, dW, *moments, **hyper)
                 outputs.append(output)
@@ -248,22 +282,20 @@ class VectorizedFit:
                 costs = torch.stack(outputs)
         costs = costs.to("cpu", torch.float64).numpy()  # (steps, C)
         epoch_costs = epoch_cost_of(costs, self.batch_size, self.m)
-        for history, schedule, run_costs, epoch_cost in zip(
-                self.histories, self.schedules, costs.T.tolist(), epoch_costs.tolist(),
-                strict=True):
+        epoch_cost_list = epoch_costs.tolist()
+        for history, run_costs, epoch_cost in zip(self.histories, costs.T.tolist(),
+                                                  epoch_cost_list, strict=True):
             history.costs.extend(run_costs)
             history.epoch_costs.append(epoch_cost)
-            observe = getattr(schedule, "observe", None)
-            if observe is not None:
-                observe(epoch_cost)
+        for c, observe in self._observers:
+            observe(epoch_cost_list[c])
         return epoch_costs
 
     def run(self, callbacks=()) -> list[History]:
         """Train every configuration for ``epochs``; returns their histories in order.
         ``callbacks(vfit)`` run after each epoch; one may call :meth:`stop`."""
-        C, n = self.W.shape
-        threads = 1 if self.device.type == "cpu" and C * n * self.batch_size < SMALL_STEP \
-            else None
+        threads = 1 if self.device.type == "cpu" and \
+            self.W.numel() * self.batch_size < SMALL_STEP else None
         self._stop = False
         with _torch_threads(threads):
             start = time.perf_counter()
@@ -285,8 +317,8 @@ class VectorizedFit:
         for c in range(len(self.configs)):
             model = copy.deepcopy(self.model)
             with torch.no_grad():
-                for p, view in zip(model.parameters(), self._views(self.W[c]), strict=True):
-                    p.copy_(view)
+                for p, copies in zip(model.parameters(), self.params, strict=True):
+                    p.copy_(copies[c])
             out.append(model)
         return out
 

@@ -49,6 +49,7 @@ class _FlatGroup:
             self.bounds.append((start, start + p.numel()))
             start += p.numel()
         self.W = torch.cat([p.detach().reshape(-1) for p in params])
+        self.whole = (0, self.W.numel())
         self.dW = torch.zeros_like(self.W)
         self.moments = {name: torch.zeros_like(self.W) for name in moment_names}
         self.grad_views = self._views(self.dW)
@@ -59,6 +60,7 @@ class _FlatGroup:
         self.t = None  # the step count of every parameter, while the group holds it
         self.states = None  # every parameter's state dict, while the group holds t
         self._t_tensor = None
+        self._path = None  # (fused setting, torch's kernel?, compiled rule?)
 
     def _views(self, buffer) -> list[torch.Tensor]:
         """Each parameter's piece of ``buffer``, in the parameter's shape."""
@@ -73,6 +75,14 @@ class _FlatGroup:
     def grads_in_place(self) -> bool:
         """Whether every parameter's ``.grad`` is its view into ``dW``."""
         return all(map(operator.is_, map(_grad, self.params), self.grad_views))
+
+    def whole_path(self, fused) -> tuple[bool, bool]:
+        """How a step over the whole buffers runs under the optimizer's ``fused`` setting:
+        (torch's one-pass kernel?, the compiled rule?); decided once per setting."""
+        if self._path is None or self._path[0] != fused:
+            self._path = (fused, fused_path.use_torch_kernel(fused, self.W),
+                          fused_path.use_fused(fused, self.W))
+        return self._path[1:]
 
     def step_tensor(self, t) -> torch.Tensor:
         """t as a 0-d float32 tensor on the buffers' device, as torch's kernels take it: one
@@ -94,7 +104,7 @@ class _FlatGroup:
         of consecutive parameters that have a gradient and share the step count t."""
         if self.t is not None and self.grads_in_place():  # the usual step
             self.t += 1
-            return [(0, self.W.numel(), self.t)]
+            return [(*self.whole, self.t)]
         self.release()
         stale_views, stale_grads, runs, states = [], [], [], []
         for i, (p, (a, b)) in enumerate(zip(self.params, self.bounds, strict=True)):
@@ -126,7 +136,7 @@ class _FlatGroup:
         if stale_views:
             torch._foreach_copy_(stale_views, stale_grads)
         runs = [run for run in runs if run is not None]
-        if len(runs) == 1 and runs[0][:2] == (0, self.W.numel()):  # all stepped, to one t
+        if len(runs) == 1 and runs[0][:2] == self.whole:  # all stepped, to one t
             self.t, self.states = runs[0][2], states
         return runs
 
@@ -233,14 +243,12 @@ class RuleOptimizer(torch.optim.Optimizer):
             if flat is None:
                 self._step_per_tensor(group, state)
                 continue
-            whole = (0, flat.W.numel())
             for a, b, t in flat.segments(state):
-                if (a, b) == whole:  # the usual case: one pass over the whole buffers
-                    if fused_path.use_torch_kernel(self.fused, flat.W) and self.torch_kernel(
-                            flat, group, t):
+                if (a, b) == flat.whole:  # the usual case: one pass over the whole buffers
+                    torch_kernel, fused = flat.whole_path(self.fused)
+                    if torch_kernel and self.torch_kernel(flat, group, t):
                         continue
                     W, dW, moments = flat.W, flat.dW, dict(flat.moments)
-                    fused = fused_path.use_fused(self.fused, W)
                 else:  # some parameters had no gradient or lag in t: eager, piece by piece
                     W, dW = flat.W[a:b], flat.dW[a:b]
                     moments = {name: buffer[a:b] for name, buffer in flat.moments.items()}
