@@ -96,15 +96,26 @@ class MLPBackprop:
         return target.unsqueeze(1) if Z.dim() == 3 else target
 
     def output_gradient(self, Z, Y):
-        """dZ^[L] = ∂J/∂Z^[L] for the mean cost over the m rows of Z: Z is (m, n_y) for one
-        network, (m, C, n_y) for C; Y holds the m rows' targets."""
+        """dZ^[L] = ∂J/∂Z^[L] for the mean cost over the m rows of Z, as (G, s) with
+        dZ^[L] = s·G: G = σ(Z) - Y and s = 1/(m·n_y) (sigmoid), G = softmax(Z) - one_hot(Y) and
+        s = 1/m (softmax), G = Z - Y and s = 2/(m·n_y) (linear). Z is (m, n_y) for one network,
+        (m, C, n_y) for C; Y holds the m rows' targets. Every later dZ^[l] is s times the same
+        products of G, so s can be applied once per gradient, in the products that make it."""
         m, n_y = Z.shape[0], Z.shape[-1]
         target = self._target(Z, Y)
-        if self.output == "softmax":  # (dividing by a float: an int scalar costs a conversion)
-            return torch.softmax(Z, dim=-1).sub_(target).div_(float(m))
+        if self.output == "softmax":
+            return torch.softmax(Z, dim=-1).sub_(target), 1 / m
         if self.output == "sigmoid":
-            return torch.sigmoid(Z).sub_(target).div_(float(m * n_y))
-        return torch.sub(Z, target).mul_(2 / (m * n_y))
+            return torch.sigmoid(Z).sub_(target), 1 / (m * n_y)
+        return torch.sub(Z, target), 2 / (m * n_y)
+
+    def _scaled_ones(self, m, s, like):
+        """A vector of m entries s (like ``like``): Gᵀ·it is s·Σ_rows G, one product."""
+        key = ("ones", m, s, like.dtype, like.device)
+        ones = self._work.get(key)
+        if ones is None:
+            ones = self._work[key] = torch.full((m,), s, dtype=like.dtype, device=like.device)
+        return ones
 
     def row_costs(self, Z, Y):
         """Each row's cost, averaged over its n_y outputs (as :mod:`gdlab.losses` averages):
@@ -183,15 +194,17 @@ class MLPBackprop:
         for l in range(L - 1):
             activations.append(self._activate(F.linear(activations[l], weights[l], biases[l])))
         Z = F.linear(activations[-1], weights[-1], biases[-1])
-        dZ = self.output_gradient(Z, Y)
+        G, s = self.output_gradient(Z, Y)  # dZ^[l] = s·G^[l] at every layer
+        s_ones = self._scaled_ones(X.shape[0], s, Z)
         dweights = list(dweights) if dweights is not None else [None] * L
         dbiases = list(dbiases) if dbiases is not None else [None] * L
         for l in range(L - 1, -1, -1):
-            A_prev = activations[l]
-            dweights[l] = torch.mm(dZ.t(), A_prev, out=dweights[l])
-            dbiases[l] = torch.sum(dZ, 0, out=dbiases[l])
+            A_prev, G_t = activations[l], G.t()
+            dW = dweights[l] if dweights[l] is not None else weights[l].new_empty(weights[l].shape)
+            dweights[l] = torch.addmm(dW, G_t, A_prev, beta=0, alpha=s, out=dW)  # s·Gᵀ·A
+            dbiases[l] = torch.mv(G_t, s_ones, out=dbiases[l])  # s·Σ_rows G
             if l > 0:
-                dZ = self._backward_activation(torch.mm(dZ, weights[l]), A_prev)
+                G = self._backward_activation(torch.mm(G, weights[l]), A_prev)
         return Z, dweights, dbiases
 
     def _products(self, weights, biases) -> list:
@@ -216,7 +229,8 @@ class MLPBackprop:
             Z = products[l].forward(activations[l])
             activations.append(Z if l == L - 1 else self._activate(Z))
         Z = activations[L].view(m, C, -1)
-        dZ = self.output_gradient(Z, Y).view(m, -1)  # the C networks' dZ^[L] side by side
+        G, s = self.output_gradient(Z, Y)
+        dZ = G.mul_(s).view(m, -1)  # the C networks' dZ^[L] side by side
         dweights = list(dweights) if dweights is not None else [None] * L
         dbiases = list(dbiases) if dbiases is not None else [None] * L
         for l in range(L - 1, -1, -1):
