@@ -335,6 +335,25 @@ def test_object_with_only_some_hooks():
     assert seen == [3]
 
 
+@pytest.mark.parametrize("when", ["pre", "post"])
+def test_global_optimizer_step_hooks_run_at_every_step(when):
+    """fit skips torch's step wrapper only while no hook would run in it: a hook registered for
+    every optimizer (torch.optim.optimizer.register_optimizer_step_*_hook) runs at each step."""
+    X, Y = _data()
+    model = _model()
+    steps = []
+    from torch.optim import optimizer as torch_optimizer
+
+    register = getattr(torch_optimizer, f"register_optimizer_step_{when}_hook")
+    handle = register(lambda optimizer, args, kwargs: steps.append(1))
+    try:
+        history = fit(model, X, Y, GD(model.parameters(), lr=0.1), epochs=2, batch_size=64,
+                      progress=False)
+    finally:
+        handle.remove()
+    assert len(steps) == len(history.costs) == 6
+
+
 # --- default losses ---------------------------------------------------------------------------
 
 

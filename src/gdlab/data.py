@@ -21,7 +21,7 @@ def _as_tensor(a, name):
 def shuffled_order(m: int, generator: torch.Generator | None = None, device=None):
     """A random permutation of the m row indices (torch's RNG, or ``generator``)."""
     order = torch.randperm(m, generator=generator)  # (made on the CPU, as the generator is)
-    return order if device is None or torch.device(device).type == "cpu" else order.to(device)
+    return order if device is None or str(device) == "cpu" else order.to(device)
 
 
 def checked_order(order, m: int, device=None, name: str = "order") -> torch.Tensor:
@@ -75,7 +75,8 @@ def partition(X, Y, batch_size):
     (views, made ``PARTITION_AHEAD`` mini-batches at a time: two calls for them all, not two
     per mini-batch, and not one view per example up front with batch size 1)."""
     ahead = batch_size * PARTITION_AHEAD
-    for X_rows, Y_rows in zip(X.split(ahead), Y.split(ahead), strict=True):
+    pieces = zip(X.split(ahead), Y.split(ahead), strict=True) if X.shape[0] > ahead else [(X, Y)]
+    for X_rows, Y_rows in pieces:
         yield from zip(X_rows.split(batch_size), Y_rows.split(batch_size), strict=True)
 
 

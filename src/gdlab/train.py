@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.optim import optimizer as torch_optimizer
 
 from ._checks import check_positive, check_positive_int
 from .data import checked_order, minibatches, partition, shuffled_order
@@ -766,14 +767,11 @@ def _torch_threads(n: int | None):
 def _bare_step(optimizer):
     """``optimizer.step`` without torch's per-call profiling wrapper (tens of µs, as much as a
     whole step of a small network) when no step hooks are registered that it would run."""
-    from torch.optim import optimizer as torch_optimizer
-
-    hooks = (optimizer._optimizer_step_pre_hooks, optimizer._optimizer_step_post_hooks,
-             getattr(torch_optimizer, "_global_optimizer_pre_hooks", None),
-             getattr(torch_optimizer, "_global_optimizer_post_hooks", None))
     unwrapped = getattr(type(optimizer).step, "__wrapped__", None)
-    wrapped_instance = "step" in vars(optimizer)  # e.g. by a torch LRScheduler
-    if unwrapped is None or wrapped_instance or any(h is None or len(h) for h in hooks):
+    if (unwrapped is None or "step" in vars(optimizer)  # (wrapped, e.g. by a torch LRScheduler)
+            or optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
+            or getattr(torch_optimizer, "_global_optimizer_pre_hooks", True)
+            or getattr(torch_optimizer, "_global_optimizer_post_hooks", True)):
         return optimizer.step
     return unwrapped.__get__(optimizer)
 
