@@ -27,7 +27,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from .losses import default_loss
+from .losses import binary_cross_entropy, cross_entropy, default_loss, squared_error
 
 #: C networks' layer l as one block-diagonal product while its C²·n_l·n_{l-1} entries are fewer
 BLOCK_DIAGONAL_MAX = 1 << 17
@@ -121,18 +121,15 @@ class MLPBackprop:
         """Each row's cost, averaged over its n_y outputs (as :mod:`gdlab.losses` averages):
         shape (m,) for one network's Z (m, n_y), (m, C) for C networks' Z (m, C, n_y)."""
         if self.output == "softmax":
-            labels = Y.reshape(-1).long()
             if Z.dim() == 3:  # classes in dimension 1, the C networks after them
-                return F.cross_entropy(Z.transpose(1, 2), labels.unsqueeze(1).expand(
-                    Z.shape[:2]), reduction="none")
-            return F.cross_entropy(Z, labels, reduction="none")
+                return cross_entropy(Z.transpose(1, 2), Y.reshape(-1, 1).expand(Z.shape[:2]),
+                                     reduction="none")
+            return cross_entropy(Z, Y, reduction="none")
         target = self._target(Z, Y)
         if target.shape != Z.shape:
             target = target.expand_as(Z)
-        if self.output == "sigmoid":  # the op F's version calls; reduction 0 is "none"
-            per_output = torch.binary_cross_entropy_with_logits(Z, target, None, None, 0)
-        else:
-            per_output = F.mse_loss(Z, target, reduction="none")
+        loss = binary_cross_entropy if self.output == "sigmoid" else squared_error
+        per_output = loss(Z, target, reduction="none")
         return per_output.squeeze(-1) if Z.shape[-1] == 1 else per_output.mean(-1)
 
     def cost(self, Z, Y):

@@ -11,31 +11,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: torch's codes for the reductions its loss operations take
+_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
-def binary_cross_entropy(z, Y):
-    """Mean cross-entropy of sigmoid outputs, computed from the logits z."""
+
+def binary_cross_entropy(z, Y, reduction="mean"):
+    """Cross-entropy of sigmoid outputs, computed from the logits z: their mean, or each
+    output's (``reduction="none"``)."""
     if Y.shape != z.shape or Y.dtype != z.dtype:
         Y = Y.reshape(z.shape).to(z.dtype)
-    # the op F.binary_cross_entropy_with_logits calls (its checks cost more than a small z);
-    # reduction 1 is "mean"
-    return torch.binary_cross_entropy_with_logits(z, Y, None, None, 1)
+    # the op F.binary_cross_entropy_with_logits calls (its checks cost more than a small z)
+    return torch.binary_cross_entropy_with_logits(z, Y, None, None, _REDUCTIONS[reduction])
 
 
 def binary_cross_entropy_of_probabilities(a, Y):
     return F.binary_cross_entropy(a, Y.reshape(a.shape).to(a.dtype))
 
 
-def cross_entropy(z, Y):
-    """Mean cross-entropy of softmax outputs from the logits z; Y holds class indices."""
-    return F.cross_entropy(z, Y.reshape(-1).long())
+def cross_entropy(z, Y, reduction="mean"):
+    """Cross-entropy of softmax outputs from the logits z (classes in dimension 1); Y holds
+    class indices, one per row of z (and per position of z's further dimensions)."""
+    return F.cross_entropy(z, Y.reshape(z.shape[:1] + z.shape[2:]).long(), reduction=reduction)
 
 
 def negative_log_likelihood_of_probabilities(a, Y):
     return F.nll_loss(torch.log(a), Y.reshape(-1).long())
 
 
-def squared_error(y_hat, Y):
-    return F.mse_loss(y_hat, Y.reshape(y_hat.shape).to(y_hat.dtype))
+def squared_error(y_hat, Y, reduction="mean"):
+    return F.mse_loss(y_hat, Y.reshape(y_hat.shape).to(y_hat.dtype), reduction=reduction)
 
 
 def default_loss(model):
