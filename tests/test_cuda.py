@@ -1,6 +1,7 @@
-"""On a CUDA device: the fused step (compiled to Triton) equals the reference rule, ``fit`` on
-the GPU equals ``fit`` on the CPU, and ``gdlab tune batch-size`` measures a step's CUDA memory
-and treats a CUDA out-of-memory as "does not fit". Every test skips without a CUDA device."""
+"""On a CUDA device: the fused step (compiled to Triton) equals the reference rule, ``fit`` and
+the vectorized sweep trainer on the GPU equal themselves on the CPU, and ``gdlab tune
+batch-size`` measures a step's CUDA memory and treats a CUDA out-of-memory as "does not fit".
+Every test skips without a CUDA device."""
 
 import copy
 import os
@@ -105,6 +106,30 @@ def test_fit_on_cuda_equals_cpu(data, cls, dtype):  # noqa: F811
     for a, b in zip(gpu.parameters(), cpu.parameters(), strict=True):
         scale = b.detach().abs().max()
         assert (a.detach().cpu() - b.detach()).abs().max() <= tolerance * scale
+
+
+@pytest.mark.parametrize("path", ["mlp", "vmap"])
+def test_vectorized_training_on_cuda_equals_cpu(data, path):  # noqa: F811
+    """The sweep's vectorized trainer gives on the GPU what it gives on the CPU, for several
+    configurations of two optimizers (one batch each)."""
+    from gdlab.lab.vectorized import fit_many
+
+    model, X, Y = data
+    configs = [{"optimizer": "adam", "lr": 0.01}, {"optimizer": "adam", "lr": 0.003, "beta1": 0.8},
+               {"optimizer": "momentum", "lr": 0.05, "beta": 0.9}]
+    results = {}
+    for device in ("cpu", "cuda"):
+        net = copy.deepcopy(model).to(device=device, dtype=torch.float64)
+        results[device] = fit_many(net, X.double(), Y.double(), configs, epochs=2,
+                                   batch_size=64, seed=0, path=path)
+    (gpu_histories, gpu_models), (cpu_histories, cpu_models) = results["cuda"], results["cpu"]
+    for gpu_history, cpu_history in zip(gpu_histories, cpu_histories, strict=True):
+        assert len(gpu_history.costs) == 2 * 2048 // 64
+        assert gpu_history.costs == pytest.approx(cpu_history.costs, rel=1e-10)
+    for gpu_net, cpu_net in zip(gpu_models, cpu_models, strict=True):
+        for a, b in zip(gpu_net.parameters(), cpu_net.parameters(), strict=True):
+            assert a.device.type == "cuda"
+            torch.testing.assert_close(a.detach().cpu(), b.detach(), rtol=1e-10, atol=1e-12)
 
 
 def test_trial_step_peak_is_positive_and_grows_with_the_batch(data):  # noqa: F811
