@@ -85,12 +85,15 @@ class MLPBackprop:
         return aten.leaky_relu_backward.default(dA, A, self.slope, True)
 
     def _target(self, Z, Y):
-        """Y as Z's targets: (m, n_y) in Z's dtype, (m, 1, n_y) for C networks' Z (m, C, n_y)."""
+        """Y as Z's targets: (m, n_y) in Z's dtype, (m, 1, n_y) for C networks' Z (m, C, n_y)
+        (as Y may come already)."""
         m, n_y = Z.shape[0], Z.shape[-1]
         if self.output == "softmax":
             target = F.one_hot(Y.reshape(-1).long(), n_y).to(Z.dtype)
         elif Y.shape == (m, n_y) and Y.dtype == Z.dtype:
             target = Y
+        elif Y.shape == (m, 1, n_y) and Y.dtype == Z.dtype and Z.dim() == 3:
+            return Y
         else:
             target = Y.reshape(m, n_y).to(Z.dtype)
         return target.unsqueeze(1) if Z.dim() == 3 else target

@@ -164,6 +164,9 @@ class VectorizedFit:
         self.epoch_num, self.t = 0, 0
         self._corrections_ahead = (1, {})  # (first t, {name: 1-β^t of t = first, …})
         self._backprop = backprop.MLPBackprop(model) if path == "mlp" else None
+        self._targets = self.Y  # Y as the C networks' outputs take it: (m, 1, n_y) for an MLP's
+        if path == "mlp" and model.output != "softmax":  # sigmoid or linear outputs
+            self._targets = self.Y.reshape(self.m, 1, -1).to(dtype)
         self.dW = torch.empty_like(self.W)
         self.params, self.grads = self._views(self.W), self._views(self.dW)
         self._layers = (self.params[0::2], self.params[1::2], self.grads[0::2], self.grads[1::2])
@@ -263,7 +266,7 @@ class VectorizedFit:
         hyper.pop("bias_correction", None)
         if self.optimizer == "rmsprop" and not corrections:
             hyper["S_correction"] = None
-        X_order, Y_order = self.X[order], self.Y[order]
+        X_order, Y_order = self.X[order], self._targets[order]
         outputs = []  # each mini-batch's Z^[L] (path "mlp") or J^{t} (path "vmap")
         with torch.no_grad():
             for k, (X_t, Y_t) in enumerate(partition(X_order, Y_order, self.batch_size)):
