@@ -94,6 +94,19 @@ def test_adam_equals_torch_adam(make, problem, lr, betas, eps):
     _assert_same(ours, theirs)
 
 
+def test_adam_step_counts_made_a_few_at_a_time(make, monkeypatch):
+    """torch's kernel reads each step's t from a tensor, made STEPS_AHEAD at a time: with three
+    at a time, a run of many steps still equals torch.optim.Adam."""
+    from gdlab.optim import optimizers
+
+    monkeypatch.setattr(optimizers, "STEPS_AHEAD", 3)
+    loss = PROBLEMS["random-grads"]()
+    ours, _ = _train(lambda p: make(Adam, p, lr=1e-2), loss)
+    theirs, _ = _train(lambda p: torch.optim.Adam(p, lr=1e-2), loss)
+    _moved(ours, theirs)
+    _assert_same(ours, theirs)
+
+
 @pytest.mark.parametrize("problem", PROBLEMS)
 @pytest.mark.parametrize("beta", [0.9, 0.5, 0.0])
 def test_momentum_sum_equals_torch_sgd_momentum(make, problem, beta):

@@ -29,6 +29,8 @@ from . import fused as fused_path
 from . import rules
 
 _grad = operator.attrgetter("grad")
+#: step counts t made at once as tensors for torch's kernels (see _FlatGroup.step_tensor)
+STEPS_AHEAD = 256
 
 
 class _FlatGroup:
@@ -59,7 +61,7 @@ class _FlatGroup:
         self.data_ptrs = list(map(torch.Tensor.data_ptr, self.params))
         self.t = None  # the step count of every parameter, while the group holds it
         self.states = None  # every parameter's state dict, while the group holds t
-        self._t_tensor = None
+        self._t_tensors = (0, ())  # (first t, its step-count tensors): see step_tensor
         self._path = None  # (fused setting, torch's kernel?, compiled rule?)
 
     def _views(self, buffer) -> list[torch.Tensor]:
@@ -85,11 +87,15 @@ class _FlatGroup:
         return self._path[1:]
 
     def step_tensor(self, t) -> torch.Tensor:
-        """t as a 0-d float32 tensor on the buffers' device, as torch's kernels take it: one
-        tensor, refilled (making one per step costs as much as a small network's step)."""
-        if self._t_tensor is None:
-            self._t_tensor = torch.zeros((), dtype=torch.float32, device=self.W.device)
-        return self._t_tensor.fill_(t)
+        """t as a 0-d float32 tensor on the buffers' device, as torch's kernels take it. The
+        counts t … t + STEPS_AHEAD - 1 are made at once (one tensor a step would cost as much
+        as a small network's step), as views of one tensor that nothing writes to."""
+        first, counts = self._t_tensors
+        if not 0 <= t - first < len(counts):
+            first, counts = t, torch.arange(t, t + STEPS_AHEAD, dtype=torch.float32,
+                                            device=self.W.device).unbind(0)
+            self._t_tensors = first, counts
+        return counts[t - first]
 
     def release(self) -> None:
         """Write the step count the group holds into every parameter's state, and stop holding
