@@ -61,15 +61,22 @@ def test_closed_form_equals_autograd(hidden, output, dtype, tolerance):
 @pytest.mark.parametrize("block_diagonal_max", [1 << 17, 0], ids=["block-diagonal", "bmm"])
 @pytest.mark.parametrize("hidden,output", [("relu", "sigmoid"), ("tanh", "softmax"),
                                            ("leaky_relu", "linear")])
-def test_batched_rows_equal_single_networks(hidden, output, block_diagonal_max, monkeypatch):
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_batched_rows_equal_single_networks(hidden, output, block_diagonal_max, layout,
+                                            monkeypatch):
     """C networks at once (leading dimension C) give each network's own J and gradients,
-    whether a layer's C products are one block-diagonal product or a batched product."""
+    whether a layer's C products are one block-diagonal product or a batched product, and
+    whether the C networks' parameters are contiguous tensors or strided views."""
     monkeypatch.setattr(backprop, "BLOCK_DIAGONAL_MAX", block_diagonal_max)
     networks = [_problem(hidden, output, seed=s)[0] for s in range(6)]
     _, X, Y = _problem(hidden, output)
     closed_form = MLPBackprop(networks[0])
     per_network = [[p.detach() for p in net.parameters()] for net in networks]
-    stacked = [torch.stack(ps) for ps in zip(*per_network)]
+    if layout == "contiguous":
+        stacked = [torch.stack(ps) for ps in zip(*per_network)]
+    else:  # C the last dimension in memory
+        stacked = [torch.stack(ps, dim=-1).movedim(-1, 0) for ps in zip(*per_network)]
+        assert not any(p.is_contiguous() for p in stacked)
     Z, dweights, dbiases = closed_form(stacked[0::2], stacked[1::2], X, Y)
     J = closed_form.cost(Z, Y)
     assert J.shape == (6,)

@@ -243,9 +243,7 @@ class MLPBackprop:
 
 class _WideProduct:
     """Z = A·Wᵀ + b for C networks side by side: A (m, C·n_in) or, for the first layer, the
-    shared X (m, n_in); W (C, n_out, n_in); b (C, n_out); Z (m, C·n_out). The views of W and b
-    that the products take are made once where W and b are contiguous (as the vectorized
-    trainer's are), else at each call."""
+    shared X (m, n_in); W (C, n_out, n_in); b (C, n_out); Z (m, C·n_out)."""
 
     def __init__(self, W, b, shared_input):
         self.W, self.b, self.shared_input = W, b, shared_input
@@ -256,14 +254,19 @@ class _WideProduct:
             self.blocks_t = self.blocks.t()
             self.diagonal = self._diagonal(self.blocks, self.n_in, self.n_out)
             self.W_t = W.permute(0, 2, 1)
-        self._stacked_t = self._b = None
-        if W.is_contiguous() and b.is_contiguous():
-            self._stacked_t, self._b = self._views()
+        self._stacked_views = None
         self._out = (None, None, None, None)  # the last dW, db given, and where they go
 
-    def _views(self):
-        """(the C matrices W stacked, transposed: (n_in, C·n_out); b as one row (C·n_out,))"""
-        return self.W.reshape(-1, self.n_in).t(), self.b.reshape(-1)
+    def _stacked(self):
+        """(the C matrices W stacked, transposed: (n_in, C·n_out); b as one row (C·n_out,)):
+        views made once where W and b are contiguous (as the vectorized trainer's are), else
+        copies made at each call."""
+        if self._stacked_views is not None:
+            return self._stacked_views
+        stacked = self.W.reshape(-1, self.n_in).t(), self.b.reshape(-1)
+        if self.W.is_contiguous() and self.b.is_contiguous():
+            self._stacked_views = stacked
+        return stacked
 
     def refresh(self) -> None:
         """Copy the current W into the diagonal blocks (the rest stays zero)."""
@@ -275,11 +278,11 @@ class _WideProduct:
         return M.view(self.C, rows, self.C, columns).diagonal(dim1=0, dim2=2).permute(2, 0, 1)
 
     def forward(self, A):
-        stacked_t, b = (self._stacked_t, self._b) if self._b is not None else self._views()
         if self.shared_input:  # X: one product with the C matrices W stacked
+            stacked_t, b = self._stacked()
             return torch.addmm(b, A, stacked_t)
         if self.blocks is not None:
-            return torch.addmm(b, A, self.blocks)
+            return torch.addmm(self._stacked()[1], A, self.blocks)
         m = A.shape[0]
         Z = torch.baddbmm(self.b.unsqueeze(1), A.view(m, self.C, -1).transpose(0, 1),
                           self.W.transpose(1, 2))

@@ -10,8 +10,8 @@ contiguous (C, *shape) block of its C copies — so that the C networks' layer l
 1. one forward and backward pass for all C networks: back propagation in closed form with
    batched matrix products for a gdlab :class:`~gdlab.models.MLP` on its default cost
    (``path="mlp"``, :mod:`gdlab.backprop`), or ``torch.func.vmap`` of
-   ``grad(functional_call(model, ...))`` over the rows of ``W`` for any other module
-   (``path="vmap"``);
+   ``grad(functional_call(model, ...))`` over the C copies of the parameters for any other
+   module (``path="vmap"``);
 2. one call of the update rule of :mod:`gdlab.optim.rules` on the whole buffers, with the
    hyperparameters as tensors holding each element's configuration's value: α, β, β₁, β₂, ε
    and the bias corrections 1-β^t (:func:`gdlab.ewa.bias_correction`). The rule is the same
