@@ -215,9 +215,8 @@ class Fit:
                      dtype=parameter.dtype if Y_t.is_floating_point() else Y_t.dtype)
         return X_t, Y_t
 
-    def _batches(self, order):
-        if not (is_lazy(self.X) or is_lazy(self.Y)):
-            return partition(self.X[order], self.Y[order], self.batch_size)
+    def _lazy_batches(self, order):
+        """The epoch's mini-batches read from disk (each its own rows), in the model's dtype."""
         return (self._to_model(X_t, Y_t) for X_t, Y_t in
                 minibatches(self.X, self.Y, self.batch_size, order=order))
 
@@ -286,11 +285,11 @@ class Fit:
         closed_form = self._backprop is not None
         if not (closed_form and model.training):  # (an MLP has no layer that its mode changes)
             model.train()
-        if closed_form:
+        if is_lazy(self.X) or is_lazy(self.Y):  # (never in closed form)
+            batches = self._lazy_batches(order)
+        else:
             X_order, Y_order = self.X[order], self.Y[order]
             batches = partition(X_order, Y_order, self.batch_size)
-        else:
-            batches = self._batches(order)
         outputs = []  # J^{t} of each mini-batch; in closed form, its Z^[L] (J^{t} comes after)
         with torch.no_grad() if closed_form else nullcontext():
             for X_t, Y_t in batches:
