@@ -252,7 +252,9 @@ class _WideProduct:
         if not shared_input and self.C * self.C * self.n_in * self.n_out <= BLOCK_DIAGONAL_MAX:
             self.blocks = W.new_zeros(self.C * self.n_in, self.C * self.n_out)
             self.blocks_t = self.blocks.t()
-            self.diagonal = self._diagonal(self.blocks, self.n_in, self.n_out)
+            # its C diagonal blocks, as a (C, n_in, n_out) view
+            self.diagonal = self.blocks.view(self.C, self.n_in, self.C, self.n_out).diagonal(
+                dim1=0, dim2=2).permute(2, 0, 1)
             self.W_t = W.permute(0, 2, 1)
         self._stacked_views = None
         self._out = (None, None, None, None)  # the last dW, db given, and where they go
@@ -272,10 +274,6 @@ class _WideProduct:
         """Copy the current W into the diagonal blocks (the rest stays zero)."""
         if self.blocks is not None:
             self.diagonal.copy_(self.W_t)
-
-    def _diagonal(self, M, rows, columns):
-        """The C diagonal blocks of M (C·rows, C·columns), as a (C, rows, columns) view."""
-        return M.view(self.C, rows, self.C, columns).diagonal(dim1=0, dim2=2).permute(2, 0, 1)
 
     def forward(self, A):
         if self.shared_input:  # X: one product with the C matrices W stacked
