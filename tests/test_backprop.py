@@ -178,6 +178,29 @@ def test_fit_closed_form_equals_autograd(optimizer, output):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("make", [lambda ps: gdlab.Adam(ps, lr=0.01),
+                                  lambda ps: torch.optim.Adam(ps, lr=0.01)])
+def test_after_a_closed_form_fit_autograd_training_goes_on(make):
+    """The closed form runs under inference mode, yet leaves ordinary tensors behind: the
+    parameters, their gradients and the optimizer's state take autograd and in-place updates."""
+    model, X, Y = _problem("relu", "sigmoid")
+    optimizer = make(model.parameters())
+    gdlab.fit(model, X, Y, optimizer, epochs=2, batch_size=5, progress=False,
+              backprop="closed_form")
+    state = [t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)]
+    assert state and not any(t.is_inference() for t in state)
+    assert not any(t.is_inference() for p in model.parameters() for t in (p, p.grad))
+    forward, loss = default_loss(model)
+    for _ in range(2):  # the same optimizer goes on, with autograd's gradients
+        optimizer.zero_grad()
+        loss(forward(X), Y).backward()
+        optimizer.step()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(0.5)  # in place, as a user may
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
 def test_auto_uses_closed_form_only_where_it_computes_what_autograd_would():
     model, X, Y = _problem("relu", "sigmoid")
 

@@ -288,7 +288,9 @@ class Fit:
         if is_lazy(self.X) or is_lazy(self.Y):  # (never in closed form)
             batches = self._lazy_batches(order)
         else:
-            X_order, Y_order = self.X[order], self.Y[order]
+            # (closed form: inference tensors, whose views and products skip autograd's work)
+            with torch.inference_mode() if closed_form else nullcontext():
+                X_order, Y_order = self.X[order], self.Y[order]
             batches = partition(X_order, Y_order, self.batch_size)
         outputs = []  # J^{t} of each mini-batch; in closed form, its Z^[L] (J^{t} comes after)
         with torch.no_grad() if closed_form else nullcontext():
