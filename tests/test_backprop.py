@@ -152,6 +152,23 @@ def test_gradients_are_written_into_given_tensors():
         torch.testing.assert_close(given, ref, rtol=1e-12, atol=1e-12)
 
 
+def test_gradients_follow_parameters_that_move_and_mini_batches_of_any_size():
+    """The closed form keeps views of each W and buffers per mini-batch size from call to call:
+    parameters given new storage (as the flat optimizers do) and new values are followed."""
+    model, X, Y = _problem("tanh", "linear")
+    gradients = MLPBackprop(model).gradients_of(model)
+    for rows in (slice(0, 8), slice(8, 13), slice(0, 8)):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.data = p.data * 1.5 + 0.1  # new values, in new storage
+        Z = gradients(X[rows], Y[rows])
+        got = [p.grad.clone() for p in model.parameters()]
+        J_ref, grads_ref = _autograd(model, X[rows], Y[rows])
+        torch.testing.assert_close(MLPBackprop(model).cost(Z, Y[rows]), J_ref)
+        for grad, ref in zip(got, grads_ref, strict=True):
+            torch.testing.assert_close(grad, ref, rtol=1e-12, atol=1e-12)
+
+
 def _fit(model, X, Y, backprop, optimizer="adam", **kwargs):
     model = copy.deepcopy(model)
     make = {"adam": lambda ps: gdlab.Adam(ps, lr=0.01),

@@ -52,6 +52,45 @@ def supports(model, forward, loss) -> bool:
                for p in model.parameters())
 
 
+def _hidden_kernels(hidden, slope):
+    """(A = g(Z) in place, dZ = dA ⊙ g'(Z) from (dA, A), written into ``out`` where given) for
+    the hidden activation g, with g' written in terms of A (the kernels autograd runs): relu
+    1[A > 0], leaky relu 1[A > 0] or its slope, tanh 1 - A², sigmoid A·(1 - A)."""
+    if hidden == "relu":
+        return torch.Tensor.relu_, _backward_kernel("threshold_backward", 0)
+    if hidden == "tanh":
+        return torch.Tensor.tanh_, _backward_kernel("tanh_backward")
+    if hidden == "sigmoid":
+        return torch.Tensor.sigmoid_, _backward_kernel("sigmoid_backward")
+    return (partial(F.leaky_relu_, negative_slope=slope),
+            _backward_kernel("leaky_relu_backward", slope, True))
+
+
+def _backward_kernel(name, *scalars):
+    """(dA, A, out=None) -> aten's ``name`` kernel of (dA, A, *scalars), into ``out``."""
+    packet = getattr(torch.ops.aten, name)
+    functional, into = packet.default, packet.grad_input
+
+    def backward(dA, A, out=None):
+        return functional(dA, A, *scalars) if out is None else into(dA, A, *scalars,
+                                                                     grad_input=out)
+
+    return backward
+
+
+class _Buffers:
+    """One network's tensors for mini-batches of m rows, written at every step (no allocations,
+    and their views made once): each hidden layer's A^[l] (its Z^[l], activated in place) and
+    dA^[l], each layer's G^[l] with its transpose, and a vector of m entries s."""
+
+    def __init__(self, widths, m, s, like):
+        self.A = [like.new_empty(m, n) for n in widths[:-1]]
+        self.dA = [like.new_empty(m, n) for n in widths[:-1]]
+        self.G = [like.new_empty(m, n) for n in widths]
+        self.G_t = [G.t() for G in self.G]
+        self.s_ones = like.new_full((m,), s)
+
+
 class MLPBackprop:
     """The gradients of J for ``model``'s architecture and default cost, in closed form, and
     J itself from the Z^[L] they return: per mini-batch (:meth:`cost`) or for a whole epoch's
@@ -60,29 +99,9 @@ class MLPBackprop:
     def __init__(self, model):
         self.hidden, self.output = model.hidden, model.output
         self.slope = getattr(model.activation, "negative_slope", 0.0)
+        # A = g(Z) in place, and dZ = dA ⊙ g'(Z) from (dA, A): bound once, called every layer
+        self._activate, self._backward_activation = _hidden_kernels(self.hidden, self.slope)
         self._work: dict = {}
-
-    def _activate(self, Z):
-        """A = g(Z), the hidden activation, in place."""
-        if self.hidden == "relu":
-            return Z.relu_()
-        if self.hidden == "tanh":
-            return Z.tanh_()
-        if self.hidden == "sigmoid":
-            return Z.sigmoid_()
-        return F.leaky_relu_(Z, self.slope)
-
-    def _backward_activation(self, dA, A):
-        """dZ = dA ⊙ g'(Z), g' written in terms of A = g(Z) (the kernels autograd runs):
-        relu 1[A > 0], leaky relu 1[A > 0] or its slope, tanh 1 - A², sigmoid A·(1 - A)."""
-        aten = torch.ops.aten
-        if self.hidden == "relu":
-            return aten.threshold_backward.default(dA, A, 0)
-        if self.hidden == "tanh":
-            return aten.tanh_backward.default(dA, A)
-        if self.hidden == "sigmoid":
-            return aten.sigmoid_backward.default(dA, A)
-        return aten.leaky_relu_backward.default(dA, A, self.slope, True)
 
     def _target(self, Z, Y):
         """Y as Z's targets: (m, n_y) in Z's dtype, (m, 1, n_y) for C networks' Z (m, C, n_y)
@@ -98,27 +117,46 @@ class MLPBackprop:
             target = Y.reshape(m, n_y).to(Z.dtype)
         return target.unsqueeze(1) if Z.dim() == 3 else target
 
-    def output_gradient(self, Z, Y):
+    def output_gradient(self, Z, Y, out=None):
         """dZ^[L] = ∂J/∂Z^[L] for the mean cost over the m rows of Z, as (G, s) with
         dZ^[L] = s·G: G = σ(Z) - Y and s = 1/(m·n_y) (sigmoid), G = softmax(Z) - one_hot(Y) and
         s = 1/m (softmax), G = Z - Y and s = 2/(m·n_y) (linear). Z is (m, n_y) for one network,
-        (m, C, n_y) for C; Y holds the m rows' targets. Every later dZ^[l] is s times the same
-        products of G, so s can be applied once per gradient, in the products that make it."""
-        m, n_y = Z.shape[0], Z.shape[-1]
+        (m, C, n_y) for C; Y holds the m rows' targets; G is written into ``out`` if given.
+        Every later dZ^[l] is s times the same products of G, so s can be applied once per
+        gradient, in the products that make it."""
         target = self._target(Z, Y)
         if self.output == "softmax":
-            return torch.softmax(Z, dim=-1).sub_(target), 1 / m
-        if self.output == "sigmoid":
-            return torch.sigmoid(Z).sub_(target), 1 / (m * n_y)
-        return torch.sub(Z, target), 2 / (m * n_y)
+            G = torch.softmax(Z, -1, out=out)
+        elif self.output == "sigmoid":
+            G = torch.sigmoid(Z, out=out)
+        else:
+            return torch.sub(Z, target, out=out), self._scale(Z.shape[0], Z.shape[-1])
+        return G.sub_(target), self._scale(Z.shape[0], Z.shape[-1])
 
-    def _scaled_ones(self, m, s, like):
-        """A vector of m entries s (like ``like``): Gᵀ·it is s·Σ_rows G, one product."""
-        key = ("ones", m, s, like.dtype, like.device)
-        ones = self._work.get(key)
-        if ones is None:
-            ones = self._work[key] = torch.full((m,), s, dtype=like.dtype, device=like.device)
-        return ones
+    def _scale(self, m, n_y):
+        """s of dZ^[L] = s·G for m rows of n_y outputs (see :meth:`output_gradient`)."""
+        if self.output == "softmax":
+            return 1 / m
+        return (1 if self.output == "sigmoid" else 2) / (m * n_y)
+
+    def _buffers(self, weights, X) -> _Buffers:
+        """The :class:`_Buffers` for mini-batches of X's rows (one per mini-batch size)."""
+        widths = tuple(W.shape[0] for W in weights)
+        key = ("buffers", X.shape[0], widths, X.dtype, X.device)
+        buffers = self._work.get(key)
+        if buffers is None:
+            buffers = self._work[key] = _Buffers(widths, X.shape[0],
+                                                 self._scale(X.shape[0], widths[-1]), X)
+        return buffers
+
+    def _transposes(self, weights) -> list:
+        """Each W^[l]ᵀ, views made once and made again where a W has moved (as the flat
+        optimizers move the parameters into their buffer at their first step)."""
+        where = [(W.data_ptr(), W.stride()) for W in weights]
+        cached = self._work.get("transposes")
+        if cached is None or cached[0] != where:
+            cached = self._work["transposes"] = (where, [W.t() for W in weights])
+        return cached[1]
 
     def row_costs(self, Z, Y):
         """Each row's cost, averaged over its n_y outputs (as :mod:`gdlab.losses` averages):
@@ -189,25 +227,26 @@ class MLPBackprop:
         """(Z^[L], dweights, dbiases) of the mini-batch (X, Y) — J is :meth:`cost` of Z^[L] —
         for one network or, parameters with a leading dimension C, C networks. One network's
         gradients are written into ``dweights``/``dbiases`` where given (tensors of the
-        parameters' shapes)."""
+        parameters' shapes). One network's hidden layers are computed in buffers kept from
+        call to call (:class:`_Buffers`); Z^[L] is a new tensor each time."""
         if weights[0].dim() == 3:
             return self._many(weights, biases, X, Y, dweights, dbiases)
-        L = len(weights)
-        activations = [X]
-        for l in range(L - 1):
-            activations.append(self._activate(F.linear(activations[l], weights[l], biases[l])))
-        Z = F.linear(activations[-1], weights[-1], biases[-1])
-        G, s = self.output_gradient(Z, Y)  # dZ^[l] = s·G^[l] at every layer
-        s_ones = self._scaled_ones(X.shape[0], s, Z)
-        dweights = list(dweights) if dweights is not None else [None] * L
-        dbiases = list(dbiases) if dbiases is not None else [None] * L
-        for l in range(L - 1, -1, -1):
-            A_prev, G_t = activations[l], G.t()
-            dW = dweights[l] if dweights[l] is not None else weights[l].new_empty(weights[l].shape)
-            dweights[l] = torch.addmm(dW, G_t, A_prev, beta=0, alpha=s, out=dW)  # s·Gᵀ·A
-            dbiases[l] = torch.mv(G_t, s_ones, out=dbiases[l])  # s·Σ_rows G
-            if l > 0:
-                G = self._backward_activation(torch.mm(G, weights[l]), A_prev)
+        buffers, transposes = self._buffers(weights, X), self._transposes(weights)
+        activations = [X]  # A^[0] … A^[L-1]
+        for l in range(len(weights) - 1):
+            Z = torch.addmm(biases[l], activations[l], transposes[l], out=buffers.A[l])
+            activations.append(self._activate(Z))
+        Z = torch.addmm(biases[-1], activations[-1], transposes[-1])  # (returned: not a buffer)
+        G, s = self.output_gradient(Z, Y, out=buffers.G[-1])  # dZ^[l] = s·G^[l] at every layer
+        dweights = [torch.empty_like(W) for W in weights] if dweights is None else dweights
+        dbiases = [torch.empty_like(b) for b in biases] if dbiases is None else dbiases
+        for l in range(len(weights) - 1, -1, -1):
+            G_t = buffers.G_t[l]
+            torch.addmm(dweights[l], G_t, activations[l], beta=0, alpha=s, out=dweights[l])
+            torch.mv(G_t, buffers.s_ones, out=dbiases[l])  # s·Σ_rows G
+            if l:
+                dA = torch.mm(buffers.G[l], weights[l], out=buffers.dA[l - 1])
+                self._backward_activation(dA, activations[l], out=buffers.G[l - 1])
         return Z, dweights, dbiases
 
     def _products(self, weights, biases) -> list:
