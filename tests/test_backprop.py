@@ -154,13 +154,19 @@ def test_gradients_are_written_into_given_tensors():
 
 def test_gradients_follow_parameters_that_move_and_mini_batches_of_any_size():
     """The closed form keeps views of each W and buffers per mini-batch size from call to call:
-    parameters given new storage (as the flat optimizers do) and new values are followed."""
+    parameters given new storage (as the flat optimizers do) and new values are followed, and
+    so are gradients set to None or replaced in between."""
     model, X, Y = _problem("tanh", "linear")
     gradients = MLPBackprop(model).gradients_of(model)
-    for rows in (slice(0, 8), slice(8, 13), slice(0, 8)):
+    params = list(model.parameters())
+    for k, rows in enumerate((slice(0, 8), slice(8, 13), slice(0, 8), slice(3, 9))):
         with torch.no_grad():
-            for p in model.parameters():
+            for p in params:
                 p.data = p.data * 1.5 + 0.1  # new values, in new storage
+        if k == 2:
+            params[1].grad = None
+        if k == 3:
+            params[2].grad = torch.zeros_like(params[2])
         Z = gradients(X[rows], Y[rows])
         got = [p.grad.clone() for p in model.parameters()]
         J_ref, grads_ref = _autograd(model, X[rows], Y[rows])

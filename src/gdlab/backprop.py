@@ -22,6 +22,7 @@ product.
 
 from __future__ import annotations
 
+import operator
 from functools import partial
 
 import torch
@@ -34,6 +35,7 @@ BLOCK_DIAGONAL_MAX = 1 << 17
 #: an epoch's mini-batch costs J^{t} as one product with a (steps, m) averaging matrix while it
 #: has at most this many entries (else a segment reduction)
 AVERAGING_MATRIX_MAX = 1 << 18
+_grad = operator.attrgetter("grad")
 
 
 def supports(model, forward, loss) -> bool:
@@ -81,14 +83,26 @@ def _backward_kernel(name, *scalars):
 class _Buffers:
     """One network's tensors for mini-batches of m rows, written at every step (no allocations,
     and their views made once): each hidden layer's A^[l] (its Z^[l], activated in place) and
-    dA^[l], each layer's G^[l] with its transpose, and a vector of m entries s."""
+    dA^[l], each layer's G^[l] with its transpose, s of dZ^[L] = s·G^[L] and a vector of m
+    entries s."""
 
     def __init__(self, widths, m, s, like):
         self.A = [like.new_empty(m, n) for n in widths[:-1]]
         self.dA = [like.new_empty(m, n) for n in widths[:-1]]
         self.G = [like.new_empty(m, n) for n in widths]
         self.G_t = [G.t() for G in self.G]
-        self.s_ones = like.new_full((m,), s)
+        self.s, self.s_ones = s, like.new_full((m,), s)
+
+
+class _Kept:
+    """What one network's closed form keeps from call to call while its weights stay where they
+    are (``where``: each W's address and strides): each Wᵀ, a view, and :class:`_Buffers` for
+    each mini-batch size."""
+
+    def __init__(self, where, weights):
+        self.where, self.transposes = where, [W.t() for W in weights]
+        self.widths = [W.shape[0] for W in weights]
+        self.buffers: dict[int, _Buffers] = {}
 
 
 class MLPBackprop:
@@ -124,14 +138,16 @@ class MLPBackprop:
         (m, C, n_y) for C; Y holds the m rows' targets; G is written into ``out`` if given.
         Every later dZ^[l] is s times the same products of G, so s can be applied once per
         gradient, in the products that make it."""
+        return self._output_G(Z, Y, out), self._scale(Z.shape[0], Z.shape[-1])
+
+    def _output_G(self, Z, Y, out=None):
+        """G of :meth:`output_gradient`."""
         target = self._target(Z, Y)
         if self.output == "softmax":
-            G = torch.softmax(Z, -1, out=out)
-        elif self.output == "sigmoid":
-            G = torch.sigmoid(Z, out=out)
-        else:
-            return torch.sub(Z, target, out=out), self._scale(Z.shape[0], Z.shape[-1])
-        return G.sub_(target), self._scale(Z.shape[0], Z.shape[-1])
+            return torch.softmax(Z, -1, out=out).sub_(target)
+        if self.output == "sigmoid":
+            return torch.sigmoid(Z, out=out).sub_(target)
+        return torch.sub(Z, target, out=out)
 
     def _scale(self, m, n_y):
         """s of dZ^[L] = s·G for m rows of n_y outputs (see :meth:`output_gradient`)."""
@@ -139,24 +155,18 @@ class MLPBackprop:
             return 1 / m
         return (1 if self.output == "sigmoid" else 2) / (m * n_y)
 
-    def _buffers(self, weights, X) -> _Buffers:
-        """The :class:`_Buffers` for mini-batches of X's rows (one per mini-batch size)."""
-        widths = tuple(W.shape[0] for W in weights)
-        key = ("buffers", X.shape[0], widths, X.dtype, X.device)
-        buffers = self._work.get(key)
-        if buffers is None:
-            buffers = self._work[key] = _Buffers(widths, X.shape[0],
-                                                 self._scale(X.shape[0], widths[-1]), X)
-        return buffers
-
-    def _transposes(self, weights) -> list:
-        """Each W^[l]ᵀ, views made once and made again where a W has moved (as the flat
-        optimizers move the parameters into their buffer at their first step)."""
+    def _kept(self, weights, X) -> _Kept:
+        """The :class:`_Kept` for ``weights``, made again where a W has moved (as the flat
+        optimizers move the parameters into their buffer at their first step), with the
+        buffers for mini-batches of X's rows."""
         where = [(W.data_ptr(), W.stride()) for W in weights]
-        cached = self._work.get("transposes")
-        if cached is None or cached[0] != where:
-            cached = self._work["transposes"] = (where, [W.t() for W in weights])
-        return cached[1]
+        kept = self._work.get("kept")
+        if kept is None or kept.where != where:
+            kept = self._work["kept"] = _Kept(where, weights)
+        m = X.shape[0]
+        if m not in kept.buffers:
+            kept.buffers[m] = _Buffers(kept.widths, m, self._scale(m, kept.widths[-1]), X)
+        return kept
 
     def row_costs(self, Z, Y):
         """Each row's cost, averaged over its n_y outputs (as :mod:`gdlab.losses` averages):
@@ -210,14 +220,14 @@ class MLPBackprop:
         cost), so Z^[L] is an inference tensor: read it, don't change it in place."""
         params = list(model.parameters())
         weights, biases = params[0::2], params[1::2]
+        grads = []  # the .grad tensors written last time
 
         def gradients(X, Y):
-            grads = [p.grad for p in params]
-            if any(grad is None for grad in grads):
+            if len(grads) != len(params) or not all(map(operator.is_, map(_grad, params), grads)):
                 for p in params:
                     if p.grad is None:
                         p.grad = torch.empty_like(p)
-                grads = [p.grad for p in params]
+                grads[:] = map(_grad, params)
             with torch.inference_mode():
                 return self(weights, biases, X, Y, grads[0::2], grads[1::2])[0]
 
@@ -231,18 +241,19 @@ class MLPBackprop:
         call to call (:class:`_Buffers`); Z^[L] is a new tensor each time."""
         if weights[0].dim() == 3:
             return self._many(weights, biases, X, Y, dweights, dbiases)
-        buffers, transposes = self._buffers(weights, X), self._transposes(weights)
+        kept = self._kept(weights, X)
+        transposes, buffers = kept.transposes, kept.buffers[X.shape[0]]
         activations = [X]  # A^[0] … A^[L-1]
         for l in range(len(weights) - 1):
             Z = torch.addmm(biases[l], activations[l], transposes[l], out=buffers.A[l])
             activations.append(self._activate(Z))
         Z = torch.addmm(biases[-1], activations[-1], transposes[-1])  # (returned: not a buffer)
-        G, s = self.output_gradient(Z, Y, out=buffers.G[-1])  # dZ^[l] = s·G^[l] at every layer
+        self._output_G(Z, Y, buffers.G[-1])  # dZ^[l] = s·G^[l] at every layer
         dweights = [torch.empty_like(W) for W in weights] if dweights is None else dweights
         dbiases = [torch.empty_like(b) for b in biases] if dbiases is None else dbiases
         for l in range(len(weights) - 1, -1, -1):
             G_t = buffers.G_t[l]
-            torch.addmm(dweights[l], G_t, activations[l], beta=0, alpha=s, out=dweights[l])
+            torch.addmm(dweights[l], G_t, activations[l], beta=0, alpha=buffers.s, out=dweights[l])
             torch.mv(G_t, buffers.s_ones, out=dbiases[l])  # s·Σ_rows G
             if l:
                 dA = torch.mm(buffers.G[l], weights[l], out=buffers.dA[l - 1])
