@@ -269,6 +269,7 @@ class MLPBackprop:
                 for product, W, b in zip(products, weights, biases)):
             products = self._work["products"] = [_WideProduct(W, b, l == 0) for l, (W, b)
                                                  in enumerate(zip(weights, biases))]
+            self._work["many buffers"] = {}  # (per mini-batch size: see _ManyBuffers)
         for product in products:
             product.refresh()
         return products
@@ -277,21 +278,51 @@ class MLPBackprop:
         """C networks at once, their activations side by side: A^[l] of shape (m, C·n_l)."""
         C, m, L = weights[0].shape[0], X.shape[0], len(weights)
         products = self._products(weights, biases)
+        buffers = self._work["many buffers"].get(m)
+        if buffers is None:
+            buffers = self._work["many buffers"][m] = _ManyBuffers(products, m, X)
         activations = [X]
-        for l in range(L):
-            Z = products[l].forward(activations[l])
-            activations.append(Z if l == L - 1 else self._activate(Z))
-        Z = activations[L].view(m, C, -1)
-        G, s = self.output_gradient(Z, Y)
-        dZ = G.mul_(s).view(m, -1)  # the C networks' dZ^[L] side by side
+        for l in range(L - 1):
+            activations.append(self._activate(products[l].forward(activations[l],
+                                                                   out=buffers.A[l])))
+        Z = products[-1].forward(activations[-1]).view(m, C, -1)  # (returned: not a buffer)
+        self._output_G(Z, Y, out=buffers.dZ_last).mul_(self._scale(m, Z.shape[-1]))
+        dZ = buffers.dZ[-1]  # the C networks' dZ^[L] = s·G side by side
         dweights = list(dweights) if dweights is not None else [None] * L
         dbiases = list(dbiases) if dbiases is not None else [None] * L
         for l in range(L - 1, -1, -1):
-            A_prev = activations[l]
-            dweights[l], dbiases[l] = products[l].gradients(dZ, A_prev, dweights[l], dbiases[l])
+            dweights[l], dbiases[l] = products[l].gradients(
+                dZ, activations[l], dweights[l], dbiases[l], buffers.views[l])
             if l > 0:
-                dZ = self._backward_activation(products[l].backward(dZ), A_prev)
+                dA = products[l].backward(dZ, out=buffers.dA[l - 1])
+                dZ = self._backward_activation(dA, activations[l], out=buffers.dZ[l - 1])
         return Z, dweights, dbiases
+
+
+def _per_network(M, C, n, transposed=False):
+    """The C networks' matrices in a contiguous M (m, C·n), which holds them side by side: a
+    (C, m, n) view, or (C, n, m) transposed."""
+    m = M.shape[0]
+    if transposed:
+        return M.as_strided((C, n, m), (n, 1, C * n))
+    return M.as_strided((C, m, n), (n, C * n, 1))
+
+
+class _ManyBuffers:
+    """C networks' tensors for mini-batches of m rows, written at every step, with the views
+    the products read made once: each hidden layer's A^[l] and dA^[l], each layer's dZ^[l],
+    and each layer's (dZ-side, A-side) views for its weight gradients."""
+
+    def __init__(self, products, m, like):
+        C, widths = products[0].C, [product.n_out for product in products]
+        self.A = [like.new_empty(m, C * n) for n in widths[:-1]]
+        self.dA = [like.new_empty(m, C * n) for n in widths[:-1]]
+        self.dZ = [like.new_empty(m, C * n) for n in widths]
+        self.dZ_last = self.dZ[-1].view(m, C, widths[-1])
+        self.views = [(self.dZ[0].t(), None)] + [
+            (_per_network(self.dZ[l], C, n, transposed=True),
+             _per_network(self.A[l - 1], C, widths[l - 1]))
+            for l, n in enumerate(widths) if l > 0]
 
 
 class _WideProduct:
@@ -328,24 +359,17 @@ class _WideProduct:
         if self.blocks is not None:
             self.diagonal.copy_(self.W_t)
 
-    def forward(self, A):
+    def forward(self, A, out=None):
+        """Z (m, C·n_out), written into ``out`` where given."""
         if self.shared_input:  # X: one product with the C matrices W stacked
             stacked_t, b = self._stacked()
-            return torch.addmm(b, A, stacked_t)
+            return torch.addmm(b, A, stacked_t, out=out)
         if self.blocks is not None:
-            return torch.addmm(self._stacked()[1], A, self.blocks)
+            return torch.addmm(self._stacked()[1], A, self.blocks, out=out)
         m = A.shape[0]
         Z = torch.baddbmm(self.b.unsqueeze(1), A.view(m, self.C, -1).transpose(0, 1),
-                          self.W.transpose(1, 2))
-        return Z.transpose(0, 1).reshape(m, -1)
-
-    def _per_network(self, M, n, transposed=False):
-        """The C networks' matrices in M (m, C·n), which holds them side by side: a (C, m, n)
-        view, or (C, n, m) transposed."""
-        M, m = M.contiguous(), M.shape[0]  # (as gdlab's own operations make it: no copy)
-        if transposed:
-            return M.as_strided((self.C, n, m), (n, 1, self.C * n))
-        return M.as_strided((self.C, m, n), (n, self.C * n, 1))
+                          self.W.transpose(1, 2)).transpose(0, 1)
+        return Z.reshape(m, -1) if out is None else out.view_as(Z).copy_(Z).view(m, -1)
 
     def _destinations(self, dW, db):
         """Where the products can write dW and db straight: ``dW`` (for the first layer, as its
@@ -360,16 +384,16 @@ class _WideProduct:
             self._out = (dW, db, dW_target, db_target)
         return self._out[2:]
 
-    def gradients(self, dZ, A, dW=None, db=None):
+    def gradients(self, dZ, A, dW, db, views):
         """(dW (C, n_out, n_in), db (C, n_out)): each network's dZᵀ·A and Σ_rows dZ, from dZ
-        (m, C·n_out) and A (m, C·n_in) or the shared X; written into ``dW`` and ``db`` where
-        they are given."""
+        (m, C·n_out) and A (m, C·n_in) or the shared X, read through ``views`` (made once, see
+        :class:`_ManyBuffers`): (dZᵀ, None) for the first layer, else the (C, n_out, m) and
+        (C, m, n_in) views of dZ and A. Written into ``dW`` and ``db`` where they are given."""
         dW_target, db_target = self._destinations(dW, db)
         if self.shared_input:
-            dW_result = torch.mm(dZ.t(), A, out=dW_target)
+            dW_result = torch.mm(views[0], A, out=dW_target)
         else:  # a batched product (the block-diagonal one would take C times the work)
-            dW_result = torch.bmm(self._per_network(dZ, self.n_out, transposed=True),
-                                  self._per_network(A, self.n_in), out=dW_target)
+            dW_result = torch.bmm(*views, out=dW_target)
         db_result = torch.sum(dZ, 0, out=db_target)
         if dW_target is None:
             dW_result = dW_result.view(self.C, self.n_out, self.n_in)
@@ -379,10 +403,10 @@ class _WideProduct:
             db = db_result if db is None else db.copy_(db_result)
         return dW, db
 
-    def backward(self, dZ):
-        """dA (m, C·n_in): each network's dZ·W, from dZ (m, C·n_out)."""
+    def backward(self, dZ, out=None):
+        """dA (m, C·n_in): each network's dZ·W, from dZ (m, C·n_out); into ``out`` if given."""
         if self.blocks is not None:
-            return torch.mm(dZ, self.blocks_t)
+            return torch.mm(dZ, self.blocks_t, out=out)
         m = dZ.shape[0]
-        return torch.bmm(dZ.view(m, self.C, -1).transpose(0, 1), self.W).transpose(
-            0, 1).reshape(m, -1)
+        dA = torch.bmm(dZ.view(m, self.C, -1).transpose(0, 1), self.W).transpose(0, 1)
+        return dA.reshape(m, -1) if out is None else out.view_as(dA).copy_(dA).view(m, -1)
