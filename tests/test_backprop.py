@@ -175,6 +175,26 @@ def test_gradients_follow_parameters_that_move_and_mini_batches_of_any_size():
             torch.testing.assert_close(grad, ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("networks", [1, 3])
+def test_what_the_closed_form_keeps_works_in_inference_mode_and_out_of_it(networks):
+    """The buffers and views kept between calls are ordinary tensors, whichever mode made them:
+    a call in inference mode (as fit and the sweep make it) may follow one outside, and the
+    other way round."""
+    models = [_problem("relu", "sigmoid", seed=s)[0] for s in range(networks)]
+    _, X, Y = _problem("relu", "sigmoid")
+    per_network = [[p.detach() for p in net.parameters()] for net in models]
+    params = [torch.stack(ps) if networks > 1 else ps[0] for ps in zip(*per_network)]
+    closed_form = MLPBackprop(models[0])
+    results = []
+    for inference in (True, False, True):
+        with torch.inference_mode(inference):
+            Z, dweights, dbiases = closed_form(params[0::2], params[1::2], X, Y)
+        results.append([Z, *dweights, *dbiases])
+    for result in results[1:]:
+        for got, first in zip(result, results[0], strict=True):
+            torch.testing.assert_close(got, first, rtol=0, atol=0)
+
+
 def _fit(model, X, Y, backprop, optimizer="adam", **kwargs):
     model = copy.deepcopy(model)
     make = {"adam": lambda ps: gdlab.Adam(ps, lr=0.01),

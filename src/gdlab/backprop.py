@@ -23,6 +23,7 @@ product.
 from __future__ import annotations
 
 import operator
+from contextlib import contextmanager
 from functools import partial
 
 import torch
@@ -78,6 +79,14 @@ def _backward_kernel(name, *scalars):
                                                                      grad_input=out)
 
     return backward
+
+
+@contextmanager
+def _kept_tensors():
+    """Where the tensors kept from call to call are made: as ordinary tensors with no autograd
+    history, written in inference mode (where the gradients are computed) and out of it."""
+    with torch.inference_mode(False), torch.no_grad():
+        yield
 
 
 class _Buffers:
@@ -161,11 +170,12 @@ class MLPBackprop:
         buffers for mini-batches of X's rows."""
         where = [(W.data_ptr(), W.stride()) for W in weights]
         kept = self._work.get("kept")
-        if kept is None or kept.where != where:
-            kept = self._work["kept"] = _Kept(where, weights)
         m = X.shape[0]
-        if m not in kept.buffers:
-            kept.buffers[m] = _Buffers(kept.widths, m, self._scale(m, kept.widths[-1]), X)
+        if kept is None or kept.where != where or m not in kept.buffers:
+            with _kept_tensors():
+                if kept is None or kept.where != where:
+                    kept = self._work["kept"] = _Kept(where, weights)
+                kept.buffers[m] = _Buffers(kept.widths, m, self._scale(m, kept.widths[-1]), X)
         return kept
 
     def row_costs(self, Z, Y):
@@ -267,8 +277,9 @@ class MLPBackprop:
         if products is None or len(products) != len(weights) or any(
                 product.W is not W or product.b is not b
                 for product, W, b in zip(products, weights, biases)):
-            products = self._work["products"] = [_WideProduct(W, b, l == 0) for l, (W, b)
-                                                 in enumerate(zip(weights, biases))]
+            with _kept_tensors():
+                products = self._work["products"] = [_WideProduct(W, b, l == 0) for l, (W, b)
+                                                     in enumerate(zip(weights, biases))]
             self._work["many buffers"] = {}  # (per mini-batch size: see _ManyBuffers)
         for product in products:
             product.refresh()
@@ -280,7 +291,8 @@ class MLPBackprop:
         products = self._products(weights, biases)
         buffers = self._work["many buffers"].get(m)
         if buffers is None:
-            buffers = self._work["many buffers"][m] = _ManyBuffers(products, m, X)
+            with _kept_tensors():
+                buffers = self._work["many buffers"][m] = _ManyBuffers(products, m, X)
         activations = [X]
         for l in range(L - 1):
             activations.append(self._activate(products[l].forward(activations[l],
