@@ -272,7 +272,8 @@ class MLPBackprop:
 
     def _products(self, weights, biases) -> list:
         """Each layer's :class:`_WideProduct`, kept while the same parameter tensors come back (a
-        product holds its W and b, updated in place: its copy of W is refreshed at each call)."""
+        product holds its W and b, updated in place: its block matrix's copy of W is refreshed at
+        each call)."""
         products = self._work.get("products")
         if products is None or len(products) != len(weights) or any(
                 product.W is not W or product.b is not b
@@ -280,9 +281,13 @@ class MLPBackprop:
             with _kept_tensors():
                 products = self._work["products"] = [_WideProduct(W, b, l == 0) for l, (W, b)
                                                      in enumerate(zip(weights, biases))]
+            blocked = [product for product in products if product.blocks is not None]
+            # the current W into the diagonal blocks (the rest stays zero), one call for all
+            self._work["refresh"] = ([product.diagonal for product in blocked],
+                                     [product.W_t for product in blocked])
             self._work["many buffers"] = {}  # (per mini-batch size: see _ManyBuffers)
-        for product in products:
-            product.refresh()
+        if self._work["refresh"][0]:
+            torch._foreach_copy_(*self._work["refresh"])
         return products
 
     def _many(self, weights, biases, X, Y, dweights=None, dbiases=None):
@@ -365,11 +370,6 @@ class _WideProduct:
         if self.W.is_contiguous() and self.b.is_contiguous():
             self._stacked_views = stacked
         return stacked
-
-    def refresh(self) -> None:
-        """Copy the current W into the diagonal blocks (the rest stays zero)."""
-        if self.blocks is not None:
-            self.diagonal.copy_(self.W_t)
 
     def forward(self, A, out=None):
         """Z (m, C·n_out), written into ``out`` where given."""
