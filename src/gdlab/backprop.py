@@ -140,17 +140,13 @@ class MLPBackprop:
             target = Y.reshape(m, n_y).to(Z.dtype)
         return target.unsqueeze(1) if Z.dim() == 3 else target
 
-    def output_gradient(self, Z, Y, out=None):
-        """dZ^[L] = ∂J/∂Z^[L] for the mean cost over the m rows of Z, as (G, s) with
-        dZ^[L] = s·G: G = σ(Z) - Y and s = 1/(m·n_y) (sigmoid), G = softmax(Z) - one_hot(Y) and
-        s = 1/m (softmax), G = Z - Y and s = 2/(m·n_y) (linear). Z is (m, n_y) for one network,
-        (m, C, n_y) for C; Y holds the m rows' targets; G is written into ``out`` if given.
-        Every later dZ^[l] is s times the same products of G, so s can be applied once per
-        gradient, in the products that make it."""
-        return self._output_G(Z, Y, out), self._scale(Z.shape[0], Z.shape[-1])
-
     def _output_G(self, Z, Y, out=None):
-        """G of :meth:`output_gradient`."""
+        """G of dZ^[L] = ∂J/∂Z^[L] = s·G for the mean cost over the m rows of Z (s from
+        :meth:`_scale`): G = σ(Z) - Y and s = 1/(m·n_y) (sigmoid), G = softmax(Z) - one_hot(Y)
+        and s = 1/m (softmax), G = Z - Y and s = 2/(m·n_y) (linear). Z is (m, n_y) for one
+        network, (m, C, n_y) for C; Y holds the m rows' targets; G is written into ``out`` if
+        given. Every later dZ^[l] is s times the same products of G, so s can be applied once
+        per gradient, in the products that make it."""
         target = self._target(Z, Y)
         if self.output == "softmax":
             return torch.softmax(Z, -1, out=out).sub_(target)
@@ -159,7 +155,7 @@ class MLPBackprop:
         return torch.sub(Z, target, out=out)
 
     def _scale(self, m, n_y):
-        """s of dZ^[L] = s·G for m rows of n_y outputs (see :meth:`output_gradient`)."""
+        """s of dZ^[L] = s·G for m rows of n_y outputs (see :meth:`_output_G`)."""
         if self.output == "softmax":
             return 1 / m
         return (1 if self.output == "sigmoid" else 2) / (m * n_y)
