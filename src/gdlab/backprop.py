@@ -293,22 +293,24 @@ class MLPBackprop:
         buffers = self._work["many buffers"].get(m)
         if buffers is None:
             with _kept_tensors():
-                buffers = self._work["many buffers"][m] = _ManyBuffers(products, m, X)
+                buffers = self._work["many buffers"][m] = _ManyBuffers(
+                    products, m, self._scale(m, products[-1].n_out), X)
         activations = [X]
         for l in range(L - 1):
             activations.append(self._activate(products[l].forward(activations[l],
                                                                    out=buffers.A[l])))
         Z = products[-1].forward(activations[-1]).view(m, C, -1)  # (returned: not a buffer)
-        self._output_G(Z, Y, out=buffers.dZ_last).mul_(self._scale(m, Z.shape[-1]))
-        dZ = buffers.dZ[-1]  # the C networks' dZ^[L] = s·G side by side
+        self._output_G(Z, Y, out=buffers.G_last)  # dZ^[l] = s·G^[l] at every layer
+        G = buffers.G[-1]  # the C networks' G^[L] side by side
         dweights = list(dweights) if dweights is not None else [None] * L
         dbiases = list(dbiases) if dbiases is not None else [None] * L
         for l in range(L - 1, -1, -1):
             dweights[l], dbiases[l] = products[l].gradients(
-                dZ, activations[l], dweights[l], dbiases[l], buffers.views[l])
+                G, activations[l], dweights[l], dbiases[l], buffers.views[l], buffers.s,
+                buffers.s_ones)
             if l > 0:
-                dA = products[l].backward(dZ, out=buffers.dA[l - 1])
-                dZ = self._backward_activation(dA, activations[l], out=buffers.dZ[l - 1])
+                dA = products[l].backward(G, out=buffers.dA[l - 1])
+                G = self._backward_activation(dA, activations[l], out=buffers.G[l - 1])
         return Z, dweights, dbiases
 
 
@@ -323,19 +325,21 @@ def _per_network(M, C, n, transposed=False):
 
 class _ManyBuffers:
     """C networks' tensors for mini-batches of m rows, written at every step, with the views
-    the products read made once: each hidden layer's A^[l] and dA^[l], each layer's dZ^[l],
-    and each layer's (dZ-side, A-side) views for its weight gradients."""
+    the products read made once: each hidden layer's A^[l] and dA^[l], each layer's G^[l]
+    (dZ^[l] = s·G^[l]) and its (Gᵀ, G-side, A-side) views for the gradients, and a vector of m
+    entries s."""
 
-    def __init__(self, products, m, like):
+    def __init__(self, products, m, s, like):
         C, widths = products[0].C, [product.n_out for product in products]
         self.A = [like.new_empty(m, C * n) for n in widths[:-1]]
         self.dA = [like.new_empty(m, C * n) for n in widths[:-1]]
-        self.dZ = [like.new_empty(m, C * n) for n in widths]
-        self.dZ_last = self.dZ[-1].view(m, C, widths[-1])
-        self.views = [(self.dZ[0].t(), None)] + [
-            (_per_network(self.dZ[l], C, n, transposed=True),
+        self.G = [like.new_empty(m, C * n) for n in widths]
+        self.G_last = self.G[-1].view(m, C, widths[-1])
+        self.views = [(self.G[0].t(), None, None)] + [
+            (self.G[l].t(), _per_network(self.G[l], C, n, transposed=True),
              _per_network(self.A[l - 1], C, widths[l - 1]))
             for l, n in enumerate(widths) if l > 0]
+        self.s, self.s_ones = s, like.new_full((m,), s)
 
 
 class _WideProduct:
@@ -353,6 +357,8 @@ class _WideProduct:
             self.diagonal = self.blocks.view(self.C, self.n_in, self.C, self.n_out).diagonal(
                 dim1=0, dim2=2).permute(2, 0, 1)
             self.W_t = W.permute(0, 2, 1)
+        # dW's shape as the product makes it: for the first layer, its rows (C·n_out, n_in)
+        self._dW_rows = (self.C * self.n_out, self.n_in) if shared_input else tuple(W.shape)
         self._stacked_views = None
         self._out = (None, None, None, None)  # the last dW, db given, and where they go
 
@@ -392,17 +398,21 @@ class _WideProduct:
             self._out = (dW, db, dW_target, db_target)
         return self._out[2:]
 
-    def gradients(self, dZ, A, dW, db, views):
-        """(dW (C, n_out, n_in), db (C, n_out)): each network's dZᵀ·A and Σ_rows dZ, from dZ
-        (m, C·n_out) and A (m, C·n_in) or the shared X, read through ``views`` (made once, see
-        :class:`_ManyBuffers`): (dZᵀ, None) for the first layer, else the (C, n_out, m) and
-        (C, m, n_in) views of dZ and A. Written into ``dW`` and ``db`` where they are given."""
+    def gradients(self, G, A, dW, db, views, s, s_ones):
+        """(dW (C, n_out, n_in), db (C, n_out)): each network's s·Gᵀ·A and s·Σ_rows G (= dZᵀ·A
+        and Σ_rows dZ), from G (m, C·n_out) and A (m, C·n_in) or the shared X, read through
+        ``views`` (made once, see :class:`_ManyBuffers`): (Gᵀ, None, None) for the first layer,
+        else Gᵀ and the (C, n_out, m) and (C, m, n_in) views of G and A; ``s_ones`` holds m
+        entries s. Written into ``dW`` and ``db`` where they are given."""
         dW_target, db_target = self._destinations(dW, db)
+        G_t, G_per_network, A_per_network = views
+        dW_result = A.new_empty(self._dW_rows) if dW_target is None else dW_target
         if self.shared_input:
-            dW_result = torch.mm(views[0], A, out=dW_target)
+            torch.addmm(dW_result, G_t, A, beta=0, alpha=s, out=dW_result)
         else:  # a batched product (the block-diagonal one would take C times the work)
-            dW_result = torch.bmm(*views, out=dW_target)
-        db_result = torch.sum(dZ, 0, out=db_target)
+            torch.baddbmm(dW_result, G_per_network, A_per_network, beta=0, alpha=s,
+                          out=dW_result)
+        db_result = torch.mv(G_t, s_ones, out=db_target)
         if dW_target is None:
             dW_result = dW_result.view(self.C, self.n_out, self.n_in)
             dW = dW_result if dW is None else dW.copy_(dW_result)
@@ -411,10 +421,11 @@ class _WideProduct:
             db = db_result if db is None else db.copy_(db_result)
         return dW, db
 
-    def backward(self, dZ, out=None):
-        """dA (m, C·n_in): each network's dZ·W, from dZ (m, C·n_out); into ``out`` if given."""
+    def backward(self, G, out=None):
+        """G·W (m, C·n_in), each network's (dA^[l-1] = s·G^[l]·W^[l] without its s), from G
+        (m, C·n_out); into ``out`` if given."""
         if self.blocks is not None:
-            return torch.mm(dZ, self.blocks_t, out=out)
-        m = dZ.shape[0]
-        dA = torch.bmm(dZ.view(m, self.C, -1).transpose(0, 1), self.W).transpose(0, 1)
+            return torch.mm(G, self.blocks_t, out=out)
+        m = G.shape[0]
+        dA = torch.bmm(G.view(m, self.C, -1).transpose(0, 1), self.W).transpose(0, 1)
         return dA.reshape(m, -1) if out is None else out.view_as(dA).copy_(dA).view(m, -1)
