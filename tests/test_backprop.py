@@ -175,6 +175,34 @@ def test_gradients_follow_parameters_that_move_and_mini_batches_of_any_size():
             torch.testing.assert_close(grad, ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("block_diagonal_max", [1 << 17, 0], ids=["block-diagonal", "bmm"])
+def test_batched_gradients_follow_parameters_that_move(block_diagonal_max, monkeypatch):
+    """C networks' products keep views of each W and b and copies of W in their block
+    matrices: the same parameter tensors given new storage and new values, weights and biases
+    alike, are followed from call to call, and so are other mini-batch sizes."""
+    monkeypatch.setattr(backprop, "BLOCK_DIAGONAL_MAX", block_diagonal_max)
+    networks = [_problem("tanh", "sigmoid", seed=s)[0] for s in range(4)]
+    _, X, Y = _problem("tanh", "sigmoid")
+    closed_form = MLPBackprop(networks[0])
+    stacked = [torch.stack(ps) for ps in zip(*[[p.detach() for p in net.parameters()]
+                                               for net in networks])]
+    for k, rows in enumerate((slice(0, 8), slice(0, 8), slice(8, 13), slice(3, 9))):
+        moved = stacked[0::2] if k % 2 else stacked[1::2]  # weights, then biases, in turn
+        for p in moved:
+            p.data = p.data * 1.5 + 0.1  # new values, in new storage
+        Z, dweights, dbiases = closed_form(stacked[0::2], stacked[1::2], X[rows], Y[rows])
+        for c, net in enumerate(networks):
+            with torch.no_grad():  # network c's parameters: the stacked ones' c-th
+                for p, copies in zip(net.parameters(), stacked, strict=True):
+                    p.copy_(copies[c])
+            J_ref, grads_ref = _autograd(net, X[rows], Y[rows])
+            torch.testing.assert_close(closed_form.cost(Z, Y[rows])[c], J_ref,
+                                       rtol=1e-12, atol=1e-12)
+            grads = [g[c] for pair in zip(dweights, dbiases) for g in pair]
+            for grad, ref in zip(grads, grads_ref, strict=True):
+                torch.testing.assert_close(grad, ref, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("networks", [1, 3])
 def test_what_the_closed_form_keeps_works_in_inference_mode_and_out_of_it(networks):
     """The buffers and views kept between calls are ordinary tensors, whichever mode made them:

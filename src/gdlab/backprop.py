@@ -104,14 +104,17 @@ class _Buffers:
 
 
 class _Kept:
-    """What one network's closed form keeps from call to call while its weights stay where they
-    are (``where``: each W's address and strides): each Wᵀ, a view, and :class:`_Buffers` for
-    each mini-batch size."""
+    """What one network's closed form keeps from call to call while its weights stay ``where``
+    they are: each Wᵀ (a view) and :class:`_Buffers` for each mini-batch size (its biases are
+    used as given at each call)."""
 
-    def __init__(self, where, weights):
+    def __init__(self, where, weights, biases):
         self.where, self.transposes = where, [W.t() for W in weights]
         self.widths = [W.shape[0] for W in weights]
         self.buffers: dict[int, _Buffers] = {}
+
+    def make_buffers(self, m, s, like) -> _Buffers:
+        return _Buffers(self.widths, m, s, like)
 
 
 class MLPBackprop:
@@ -160,18 +163,23 @@ class MLPBackprop:
             return 1 / m
         return (1 if self.output == "sigmoid" else 2) / (m * n_y)
 
-    def _kept(self, weights, X) -> _Kept:
-        """The :class:`_Kept` for ``weights``, made again where a W has moved (as the flat
-        optimizers move the parameters into their buffer at their first step), with the
-        buffers for mini-batches of X's rows."""
-        where = [(W.data_ptr(), W.stride()) for W in weights]
-        kept = self._work.get("kept")
+    def _kept(self, weights, biases, X):
+        """What the closed form keeps for these parameters (:class:`_Kept` for one network,
+        :class:`_KeptMany` for C), with buffers for mini-batches of X's rows; made again where
+        a parameter it keeps views of has moved (``where``: their addresses and strides — the
+        flat optimizers, for one, move the parameters into their buffer at their first step;
+        the views hold the memory they view, so no other tensor can take its address)."""
+        many = weights[0].dim() == 3
+        viewed = (*weights, *biases) if many else weights
+        where = (list(map(torch.Tensor.data_ptr, viewed)), list(map(torch.Tensor.stride, viewed)))
+        kept = self._work.get(("kept", many))
         m = X.shape[0]
         if kept is None or kept.where != where or m not in kept.buffers:
             with _kept_tensors():
                 if kept is None or kept.where != where:
-                    kept = self._work["kept"] = _Kept(where, weights)
-                kept.buffers[m] = _Buffers(kept.widths, m, self._scale(m, kept.widths[-1]), X)
+                    kind = _KeptMany if many else _Kept
+                    kept = self._work["kept", many] = kind(where, weights, biases)
+                kept.buffers[m] = kept.make_buffers(m, self._scale(m, weights[-1].shape[-2]), X)
         return kept
 
     def row_costs(self, Z, Y):
@@ -247,7 +255,7 @@ class MLPBackprop:
         call to call (:class:`_Buffers`); Z^[L] is a new tensor each time."""
         if weights[0].dim() == 3:
             return self._many(weights, biases, X, Y, dweights, dbiases)
-        kept = self._kept(weights, X)
+        kept = self._kept(weights, biases, X)
         transposes, buffers = kept.transposes, kept.buffers[X.shape[0]]
         activations = [X]  # A^[0] … A^[L-1]
         for l in range(len(weights) - 1):
@@ -266,35 +274,13 @@ class MLPBackprop:
                 self._backward_activation(dA, activations[l], out=buffers.G[l - 1])
         return Z, dweights, dbiases
 
-    def _products(self, weights, biases) -> list:
-        """Each layer's :class:`_WideProduct`, kept while the same parameter tensors come back (a
-        product holds its W and b, updated in place: its block matrix's copy of W is refreshed at
-        each call)."""
-        products = self._work.get("products")
-        if products is None or len(products) != len(weights) or any(
-                product.W is not W or product.b is not b
-                for product, W, b in zip(products, weights, biases)):
-            with _kept_tensors():
-                products = self._work["products"] = [_WideProduct(W, b, l == 0) for l, (W, b)
-                                                     in enumerate(zip(weights, biases))]
-            blocked = [product for product in products if product.blocks is not None]
-            # the current W into the diagonal blocks (the rest stays zero), one call for all
-            self._work["refresh"] = ([product.diagonal for product in blocked],
-                                     [product.W_t for product in blocked])
-            self._work["many buffers"] = {}  # (per mini-batch size: see _ManyBuffers)
-        if self._work["refresh"][0]:
-            torch._foreach_copy_(*self._work["refresh"])
-        return products
-
     def _many(self, weights, biases, X, Y, dweights=None, dbiases=None):
         """C networks at once, their activations side by side: A^[l] of shape (m, C·n_l)."""
         C, m, L = weights[0].shape[0], X.shape[0], len(weights)
-        products = self._products(weights, biases)
-        buffers = self._work["many buffers"].get(m)
-        if buffers is None:
-            with _kept_tensors():
-                buffers = self._work["many buffers"][m] = _ManyBuffers(
-                    products, m, self._scale(m, products[-1].n_out), X)
+        kept = self._kept(weights, biases, X)
+        if kept.refresh[0]:
+            torch._foreach_copy_(*kept.refresh)
+        products, buffers = kept.products, kept.buffers[m]
         activations = [X]
         for l in range(L - 1):
             activations.append(self._activate(products[l].forward(activations[l],
@@ -321,6 +307,25 @@ def _per_network(M, C, n, transposed=False):
     if transposed:
         return M.as_strided((C, n, m), (n, 1, C * n))
     return M.as_strided((C, m, n), (n, C * n, 1))
+
+
+class _KeptMany:
+    """What C networks' closed form keeps from call to call while their parameters stay
+    ``where`` they are: each layer's :class:`_WideProduct` (which holds its W and b, updated in
+    place), the diagonal blocks of the block matrices with the W they copy at each call (the
+    rest stays zero; one call for all), and :class:`_ManyBuffers` for each mini-batch size."""
+
+    def __init__(self, where, weights, biases):
+        self.where = where
+        self.products = [_WideProduct(W, b, l == 0)
+                         for l, (W, b) in enumerate(zip(weights, biases, strict=True))]
+        blocked = [product for product in self.products if product.blocks is not None]
+        self.refresh = ([product.diagonal for product in blocked],
+                        [product.W_t for product in blocked])
+        self.buffers: dict[int, _ManyBuffers] = {}
+
+    def make_buffers(self, m, s, like) -> _ManyBuffers:
+        return _ManyBuffers(self.products, m, s, like)
 
 
 class _ManyBuffers:
