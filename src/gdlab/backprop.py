@@ -90,10 +90,10 @@ def _kept_tensors():
 
 
 class _Buffers:
-    """One network's tensors for mini-batches of m rows, written at every step (no allocations,
-    and their views made once): each hidden layer's A^[l] (its Z^[l], activated in place) and
-    dA^[l], each layer's G^[l] with its transpose, s of dZ^[L] = s·G^[L] and a vector of m
-    entries s."""
+    """A network's tensors for mini-batches of m rows and layers of the given widths, written
+    at every step (no allocations, and their views made once): each hidden layer's A^[l] (its
+    Z^[l], activated in place) and dA^[l], each layer's G^[l] with its transpose, s of
+    dZ^[L] = s·G^[L] and a vector of m entries s."""
 
     def __init__(self, widths, m, s, like):
         self.A = [like.new_empty(m, n) for n in widths[:-1]]
@@ -328,23 +328,21 @@ class _KeptMany:
         return _ManyBuffers(self.products, m, s, like)
 
 
-class _ManyBuffers:
-    """C networks' tensors for mini-batches of m rows, written at every step, with the views
-    the products read made once: each hidden layer's A^[l] and dA^[l], each layer's G^[l]
-    (dZ^[l] = s·G^[l]) and its (Gᵀ, G-side, A-side) views for the gradients, and a vector of m
-    entries s."""
+class _ManyBuffers(_Buffers):
+    """C networks' :class:`_Buffers` for mini-batches of m rows, each layer's C networks side
+    by side (width C·n_l), with the views the gradients' products read made once: for each
+    layer (Gᵀ, G-side, A-side) — (Gᵀ, None, None) for the first, else Gᵀ and the
+    (C, n_l, m) and (C, m, n_{l-1}) per-network views of G^[l] and A^[l-1] — and G^[L] as
+    (m, C, n_y)."""
 
     def __init__(self, products, m, s, like):
         C, widths = products[0].C, [product.n_out for product in products]
-        self.A = [like.new_empty(m, C * n) for n in widths[:-1]]
-        self.dA = [like.new_empty(m, C * n) for n in widths[:-1]]
-        self.G = [like.new_empty(m, C * n) for n in widths]
+        super().__init__([C * n for n in widths], m, s, like)
         self.G_last = self.G[-1].view(m, C, widths[-1])
-        self.views = [(self.G[0].t(), None, None)] + [
-            (self.G[l].t(), _per_network(self.G[l], C, n, transposed=True),
+        self.views = [(self.G_t[0], None, None)] + [
+            (self.G_t[l], _per_network(self.G[l], C, n, transposed=True),
              _per_network(self.A[l - 1], C, widths[l - 1]))
             for l, n in enumerate(widths) if l > 0]
-        self.s, self.s_ones = s, like.new_full((m,), s)
 
 
 class _WideProduct:
