@@ -115,6 +115,71 @@ def test_batched_gradients_are_written_into_given_tensors(layout):
             torch.testing.assert_close(given, ref, rtol=1e-12, atol=1e-12)
 
 
+def test_batched_gradients_follow_given_tensors_that_move():
+    """The products bound to the given dW and db (views of them, for the first layer's rows
+    and each db) follow those tensors into new storage."""
+    networks = [_problem("relu", "sigmoid", seed=s)[0] for s in range(3)]
+    _, X, Y = _problem("relu", "sigmoid")
+    closed_form = MLPBackprop(networks[0])
+    stacked = [torch.stack(ps) for ps in zip(*[[p.detach() for p in net.parameters()]
+                                               for net in networks])]
+    _, dweights_ref, dbiases_ref = closed_form(stacked[0::2], stacked[1::2], X, Y)
+    out = [torch.zeros_like(p) for p in stacked]
+    closed_form(stacked[0::2], stacked[1::2], X, Y, out[0::2], out[1::2])
+    for o in out:
+        o.data = torch.full_like(o, 7.0)  # new storage
+    closed_form(stacked[0::2], stacked[1::2], X, Y, out[0::2], out[1::2])
+    for given, ref in zip(out, [g for pair in zip(dweights_ref, dbiases_ref) for g in pair],
+                          strict=True):
+        torch.testing.assert_close(given, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_bound_many_equals_a_call_and_needs_contiguous_gradients():
+    networks = [_problem("tanh", "linear", seed=s)[0] for s in range(3)]
+    _, X, Y = _problem("tanh", "linear")
+    closed_form = MLPBackprop(networks[0])
+    stacked = [torch.stack(ps) for ps in zip(*[[p.detach() for p in net.parameters()]
+                                               for net in networks])]
+    Z_ref, dweights_ref, dbiases_ref = closed_form(stacked[0::2], stacked[1::2], X, Y)
+    out = [torch.full_like(p, 7.0) for p in stacked]
+    gradients = MLPBackprop(networks[0]).bound_many(stacked[0::2], stacked[1::2], out[0::2],
+                                                    out[1::2])
+    for rows in (slice(0, 17), slice(0, 5), slice(0, 17)):  # another mini-batch size between
+        Z = gradients(X[rows], Y[rows])
+    torch.testing.assert_close(Z, Z_ref, rtol=0, atol=0)
+    for given, ref in zip(out, [g for pair in zip(dweights_ref, dbiases_ref) for g in pair],
+                          strict=True):
+        torch.testing.assert_close(given, ref, rtol=0, atol=0)
+    strided = [torch.zeros(*p.shape[1:], p.shape[0]).movedim(-1, 0) for p in stacked]
+    with pytest.raises(ValueError, match="contiguous"):
+        closed_form.bound_many(stacked[0::2], stacked[1::2], strided[0::2], strided[1::2])
+
+
+@pytest.mark.parametrize("networks", [1, 6])
+def test_weight_gradients_of_narrow_inputs_are_made_transposed(networks):
+    """A weight with 2–8 inputs and at least 64 rows — one network's [3, 70, 1], or six
+    [3, 12, 1] networks side by side (72 rows) — has dW made as its transpose, for speed: the
+    gradients are the same as autograd's."""
+    torch.manual_seed(0)
+    width = 70 if networks == 1 else 12
+    models = [MLP([3, width, 1], hidden="relu", output="sigmoid").double()
+              for _ in range(networks)]
+    X = torch.randn(20, 3, dtype=torch.float64)
+    Y = (torch.rand(20, 1) > 0.5).double()
+    closed_form = MLPBackprop(models[0])
+    per_network = [[p.detach() for p in net.parameters()] for net in models]
+    params = [torch.stack(ps) if networks > 1 else ps[0] for ps in zip(*per_network)]
+    Z, dweights, dbiases = closed_form(params[0::2], params[1::2], X, Y)
+    kept = closed_form._work["kept", networks > 1]
+    transposed = kept.products[0]._dW_t if networks > 1 else kept.gradient_transposes[0]
+    assert transposed is not None and transposed.shape == (3, networks * width)
+    for c, net in enumerate(models):
+        _, grads_ref = _autograd(net, X, Y)
+        grads = [g[c] if networks > 1 else g for pair in zip(dweights, dbiases) for g in pair]
+        for grad, ref in zip(grads, grads_ref, strict=True):
+            torch.testing.assert_close(grad, ref, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("output", OUTPUTS)
 @pytest.mark.parametrize("networks", [1, 4])
 @pytest.mark.parametrize("means", ["averaging matrix", "segment reduction"])

@@ -33,6 +33,10 @@ from .losses import binary_cross_entropy, cross_entropy, default_loss, squared_e
 
 #: C networks' layer l as one block-diagonal product while its C²·n_l·n_{l-1} entries are fewer
 BLOCK_DIAGONAL_MAX = 1 << 17
+#: dW = s·Gᵀ·A is made as its transpose s·Aᵀ·G where A has NARROW_INPUT columns and G at least
+#: NARROW_INPUT_MIN_ROWS: the BLAS makes the transpose of these shapes 2–7× faster
+NARROW_INPUT = range(2, 9)
+NARROW_INPUT_MIN_ROWS = 64
 #: an epoch's mini-batch costs J^{t} as one product with a (steps, m) averaging matrix while it
 #: has at most this many entries (else a segment reduction)
 AVERAGING_MATRIX_MAX = 1 << 18
@@ -81,6 +85,23 @@ def _backward_kernel(name, *scalars):
     return backward
 
 
+def _transpose_buffer(n_out, n_in, like):
+    """Where :func:`_weight_gradient` makes dWᵀ (n_in, n_out) for a weight of n_in inputs and
+    n_out rows, or None where dW is made as it is."""
+    if n_in in NARROW_INPUT and n_out >= NARROW_INPUT_MIN_ROWS:
+        return like.new_empty(n_in, n_out)
+    return None
+
+
+def _weight_gradient(dW, G, G_t, A, s, dW_t=None):
+    """dW = s·Gᵀ·A (= dZᵀ·A), written into ``dW``; as s·Aᵀ·G into ``dW_t`` and copied into
+    place where that buffer is given (see :func:`_transpose_buffer`)."""
+    if dW_t is None:
+        return torch.addmm(dW, G_t, A, beta=0, alpha=s, out=dW)
+    torch.addmm(dW_t, A.t(), G, beta=0, alpha=s, out=dW_t)
+    return dW.copy_(dW_t.t())
+
+
 @contextmanager
 def _kept_tensors():
     """Where the tensors kept from call to call are made: as ordinary tensors with no autograd
@@ -105,11 +126,12 @@ class _Buffers:
 
 class _Kept:
     """What one network's closed form keeps from call to call while its weights stay ``where``
-    they are: each Wᵀ (a view) and :class:`_Buffers` for each mini-batch size (its biases are
-    used as given at each call)."""
+    they are: each Wᵀ (a view), each dWᵀ buffer (:func:`_transpose_buffer`) and
+    :class:`_Buffers` for each mini-batch size (its biases are used as given at each call)."""
 
     def __init__(self, where, weights, biases):
         self.where, self.transposes = where, [W.t() for W in weights]
+        self.gradient_transposes = [_transpose_buffer(*W.shape, W) for W in weights]
         self.widths = [W.shape[0] for W in weights]
         self.buffers: dict[int, _Buffers] = {}
 
@@ -267,37 +289,103 @@ class MLPBackprop:
         dbiases = [torch.empty_like(b) for b in biases] if dbiases is None else dbiases
         for l in range(len(weights) - 1, -1, -1):
             G_t = buffers.G_t[l]
-            torch.addmm(dweights[l], G_t, activations[l], beta=0, alpha=buffers.s, out=dweights[l])
+            _weight_gradient(dweights[l], buffers.G[l], G_t, activations[l], buffers.s,
+                             kept.gradient_transposes[l])
             torch.mv(G_t, buffers.s_ones, out=dbiases[l])  # s·Σ_rows G
             if l:
                 dA = torch.mm(buffers.G[l], weights[l], out=buffers.dA[l - 1])
                 self._backward_activation(dA, activations[l], out=buffers.G[l - 1])
         return Z, dweights, dbiases
 
+    def bound_many(self, weights, biases, dweights, dbiases):
+        """``gradients(X, Y) -> Z^[L]``: what a call with these C networks' parameters and
+        gradient tensors (contiguous) computes, for parameters and gradients that stay where
+        they are — the vectorized trainer's views into its buffers — without looking at each
+        call whether they have moved."""
+        targets = [*dweights, *dbiases]
+        if not all(t.is_contiguous() for t in targets):
+            raise ValueError("bound_many writes the gradients straight into dweights and "
+                             "dbiases: they must be contiguous tensors")
+        steps_of = {}  # mini-batch size m -> its _ManySteps
+
+        def gradients(X, Y):
+            steps = steps_of.get(X.shape[0])
+            if steps is None:
+                kept = self._kept(weights, biases, X)
+                steps = steps_of[X.shape[0]] = _ManySteps(self, kept, kept.buffers[X.shape[0]],
+                                                          targets)
+            return steps(X, Y)
+
+        return gradients
+
     def _many(self, weights, biases, X, Y, dweights=None, dbiases=None):
-        """C networks at once, their activations side by side: A^[l] of shape (m, C·n_l)."""
-        C, m, L = weights[0].shape[0], X.shape[0], len(weights)
+        """C networks at once, their activations side by side: A^[l] of shape (m, C·n_l). Run
+        as :class:`_ManySteps`, kept for the given dW and db while the same contiguous tensors
+        come (the vectorized trainer's); others get theirs copied in, and none given, new
+        ones."""
+        L = len(weights)
         kept = self._kept(weights, biases, X)
-        if kept.refresh[0]:
-            torch._foreach_copy_(*kept.refresh)
-        products, buffers = kept.products, kept.buffers[m]
-        activations = [X]
-        for l in range(L - 1):
-            activations.append(self._activate(products[l].forward(activations[l],
-                                                                   out=buffers.A[l])))
-        Z = products[-1].forward(activations[-1]).view(m, C, -1)  # (returned: not a buffer)
-        self._output_G(Z, Y, out=buffers.G_last)  # dZ^[l] = s·G^[l] at every layer
-        G = buffers.G[-1]  # the C networks' G^[L] side by side
-        dweights = list(dweights) if dweights is not None else [None] * L
-        dbiases = list(dbiases) if dbiases is not None else [None] * L
+        buffers = kept.buffers[X.shape[0]]
+        given = [*(dweights or [None] * L), *(dbiases or [None] * L)]
+        steps = buffers.steps
+        if steps is None or not steps.writes_into(given):
+            targets = [g if g is not None and g.is_contiguous() else X.new_empty(p.shape)
+                       for g, p in zip(given, (*weights, *biases), strict=True)]
+            steps = _ManySteps(self, kept, buffers, targets)
+            if steps.writes_into(given):
+                buffers.steps = steps
+        Z = steps(X, Y)
+        results = [t if g is None or g is t else g.copy_(t)
+                   for g, t in zip(given, steps.targets, strict=True)]
+        return Z, results[:L], results[L:]
+
+
+class _ManySteps:
+    """C networks' forward and backward propagation for mini-batches of m rows with every
+    product bound once to what it reads and writes — the :class:`_ManyBuffers`, the kept
+    views and the contiguous tensors ``targets`` (each dW, then each db) that the gradients go
+    into — so that a call is the run of torch calls and little else."""
+
+    def __init__(self, closed_form, kept, buffers, targets):
+        products, L = kept.products, len(kept.products)
+        self.targets, self.refresh, self.buffers = targets, kept.refresh, buffers
+        self.where = list(map(torch.Tensor.data_ptr, targets))
+        self.activate, self.output_G = closed_form._activate, closed_form._output_G
+        self.hidden = [product.forward_op(out) for product, out in zip(products, buffers.A)]
+        self.last = products[-1].forward_op()
+        self.backward = []  # from layer L down: dW, db, dA^[l-1], G^[l-1] = dA ⊙ g'(Z^[l-1])
         for l in range(L - 1, -1, -1):
-            dweights[l], dbiases[l] = products[l].gradients(
-                G, activations[l], dweights[l], dbiases[l], buffers.views[l], buffers.s,
-                buffers.s_ones)
-            if l > 0:
-                dA = products[l].backward(G, out=buffers.dA[l - 1])
-                G = self._backward_activation(dA, activations[l], out=buffers.G[l - 1])
-        return Z, dweights, dbiases
+            G, G_t = buffers.G[l], buffers.G_t[l]
+            weight_op, bias_op = products[l].gradient_ops(
+                G, G_t, buffers.views[l], targets[l], targets[L + l], buffers.s, buffers.s_ones)
+            if l == 0:  # (its A^[0] is X, which changes from call to call)
+                self.backward.append(bias_op)
+                self.first_weights = weight_op
+                break
+            self.backward += [weight_op, bias_op, products[l].backward_op(G, buffers.dA[l - 1]),
+                              partial(closed_form._backward_activation, buffers.dA[l - 1],
+                                      buffers.A[l - 1], out=buffers.G[l - 1])]
+
+    def writes_into(self, tensors) -> bool:
+        """Whether ``tensors`` are its targets, still where they were (views of them are
+        bound)."""
+        return (all(map(operator.is_, self.targets, tensors))
+                and list(map(torch.Tensor.data_ptr, tensors)) == self.where)
+
+    def __call__(self, X, Y):
+        """Z^[L] (m, C, n_y) of the mini-batch (X, Y), its gradients written into the
+        targets."""
+        if self.refresh[0]:
+            torch._foreach_copy_(*self.refresh)
+        A = X
+        for forward in self.hidden:
+            A = self.activate(forward(A))
+        Z = self.last(A).view(X.shape[0], self.buffers.C, -1)  # (returned: not a buffer)
+        self.output_G(Z, Y, out=self.buffers.G_last)  # dZ^[l] = s·G^[l] at every layer
+        for op in self.backward:
+            op()
+        self.first_weights(X)
+        return Z
 
 
 def _per_network(M, C, n, transposed=False):
@@ -338,6 +426,7 @@ class _ManyBuffers(_Buffers):
     def __init__(self, products, m, s, like):
         C, widths = products[0].C, [product.n_out for product in products]
         super().__init__([C * n for n in widths], m, s, like)
+        self.C, self.steps = C, None  # steps: the last _ManySteps kept for these buffers
         self.G_last = self.G[-1].view(m, C, widths[-1])
         self.views = [(self.G_t[0], None, None)] + [
             (self.G_t[l], _per_network(self.G[l], C, n, transposed=True),
@@ -360,10 +449,9 @@ class _WideProduct:
             self.diagonal = self.blocks.view(self.C, self.n_in, self.C, self.n_out).diagonal(
                 dim1=0, dim2=2).permute(2, 0, 1)
             self.W_t = W.permute(0, 2, 1)
-        # dW's shape as the product makes it: for the first layer, its rows (C·n_out, n_in)
-        self._dW_rows = (self.C * self.n_out, self.n_in) if shared_input else tuple(W.shape)
+        # where the first layer's dW, as its rows (C·n_out, n_in), is made transposed (or None)
+        self._dW_t = _transpose_buffer(self.C * self.n_out, self.n_in, W) if shared_input else None
         self._stacked_views = None
-        self._out = (None, None, None, None)  # the last dW, db given, and where they go
 
     def _stacked(self):
         """(the C matrices W stacked, transposed: (n_in, C·n_out); b as one row (C·n_out,)):
@@ -388,41 +476,35 @@ class _WideProduct:
                           self.W.transpose(1, 2)).transpose(0, 1)
         return Z.reshape(m, -1) if out is None else out.view_as(Z).copy_(Z).view(m, -1)
 
-    def _destinations(self, dW, db):
-        """Where the products can write dW and db straight: ``dW`` (for the first layer, as its
-        rows (C·n_out, n_in)) and ``db`` as one row, where they are contiguous (else None);
-        kept while the same tensors come."""
-        if self._out[0] is not dW or self._out[1] is not db:
-            dW_target = db_target = None
-            if dW is not None and dW.is_contiguous():
-                dW_target = dW.view(-1, self.n_in) if self.shared_input else dW
-            if db is not None and db.is_contiguous():
-                db_target = db.view(-1)
-            self._out = (dW, db, dW_target, db_target)
-        return self._out[2:]
+    def forward_op(self, out=None):
+        """A -> Z as :meth:`forward` into ``out`` (None: a new tensor each time); straight the
+        one product it makes where what that multiplies is kept as views."""
+        if self.shared_input or self.blocks is not None:
+            stacked_t, b = self._stacked()
+            if self._stacked_views is not None:
+                return partial(torch.addmm, b, mat2=stacked_t if self.shared_input
+                               else self.blocks, out=out)
+        return partial(self.forward, out=out)
 
-    def gradients(self, G, A, dW, db, views, s, s_ones):
-        """(dW (C, n_out, n_in), db (C, n_out)): each network's s·Gᵀ·A and s·Σ_rows G (= dZᵀ·A
-        and Σ_rows dZ), from G (m, C·n_out) and A (m, C·n_in) or the shared X, read through
-        ``views`` (made once, see :class:`_ManyBuffers`): (Gᵀ, None, None) for the first layer,
-        else Gᵀ and the (C, n_out, m) and (C, m, n_in) views of G and A; ``s_ones`` holds m
-        entries s. Written into ``dW`` and ``db`` where they are given."""
-        dW_target, db_target = self._destinations(dW, db)
-        G_t, G_per_network, A_per_network = views
-        dW_result = A.new_empty(self._dW_rows) if dW_target is None else dW_target
+    def gradient_ops(self, G, G_t, views, dW, db, s, s_ones):
+        """(dW op, db op): each network's s·Gᵀ·A and s·Σ_rows G (= dZᵀ·A and Σ_rows dZ) from G
+        (m, C·n_out) (and its transpose ``G_t``) and A (m, C·n_in), written into the
+        contiguous ``dW`` (C, n_out, n_in) and ``db`` (C, n_out). ``views``: see
+        :class:`_ManyBuffers`; ``s_ones`` holds m entries s. The first layer's dW op takes its
+        A (the shared X), the others nothing."""
+        bias_op = partial(torch.mv, G_t, s_ones, out=db.view(-1))
         if self.shared_input:
-            torch.addmm(dW_result, G_t, A, beta=0, alpha=s, out=dW_result)
-        else:  # a batched product (the block-diagonal one would take C times the work)
-            torch.baddbmm(dW_result, G_per_network, A_per_network, beta=0, alpha=s,
-                          out=dW_result)
-        db_result = torch.mv(G_t, s_ones, out=db_target)
-        if dW_target is None:
-            dW_result = dW_result.view(self.C, self.n_out, self.n_in)
-            dW = dW_result if dW is None else dW.copy_(dW_result)
-        if db_target is None:
-            db_result = db_result.view(self.C, self.n_out)
-            db = db_result if db is None else db.copy_(db_result)
-        return dW, db
+            return partial(_weight_gradient, dW.view(-1, self.n_in), G, G_t, s=s,
+                           dW_t=self._dW_t), bias_op
+        _, G_per_network, A_per_network = views  # (the block-diagonal product: C× the work)
+        return partial(torch.baddbmm, dW, G_per_network, A_per_network, beta=0, alpha=s,
+                       out=dW), bias_op
+
+    def backward_op(self, G, out):
+        """:meth:`backward` of ``G`` into ``out``, bound (straight the product where blocks)."""
+        if self.blocks is not None:
+            return partial(torch.mm, G, self.blocks_t, out=out)
+        return partial(self.backward, G, out=out)
 
     def backward(self, G, out=None):
         """G·W (m, C·n_in), each network's (dA^[l-1] = s·G^[l]·W^[l] without its s), from G

@@ -169,8 +169,7 @@ class VectorizedFit:
             self._targets = self.Y.reshape(self.m, 1, -1).to(dtype)
         self.dW = torch.empty_like(self.W)
         self.params, self.grads = self._views(self.W), self._views(self.dW)
-        self._layers = (self.params[0::2], self.params[1::2], self.grads[0::2], self.grads[1::2])
-        self._gradient = self._mlp_gradient if path == "mlp" else self._vmap_gradient()
+        self._gradient = self._mlp_gradient() if path == "mlp" else self._vmap_gradient()
 
     @property
     def m(self) -> int:
@@ -194,13 +193,17 @@ class VectorizedFit:
         self.lr, self._lr_per_element = lr, self._per_element(lr)[0]
         self._lr_list = lr.double().reshape(-1).tolist()  # (for the histories)
 
-    def _mlp_gradient(self, X_t, Y_t):
-        """(dW, Z^[L]): dW and the C networks' Z^[L] (m, C, n_y), by back propagation in closed
-        form (:mod:`gdlab.backprop`) with batched matrix products; the costs J^{t} come from
-        the epoch's Z^[L] at its end (:meth:`MLPBackprop.batch_costs`)."""
-        weights, biases, dweights, dbiases = self._layers  # (views: W and dW change in place)
-        Z, _, _ = self._backprop(weights, biases, X_t, Y_t, dweights, dbiases)
-        return self.dW, Z
+    def _mlp_gradient(self):
+        """(X^{t}, Y^{t}) -> (dW, Z^[L]): dW and the C networks' Z^[L] (m, C, n_y), by back
+        propagation in closed form (:mod:`gdlab.backprop`) with batched matrix products; the
+        costs J^{t} come from the epoch's Z^[L] at its end (:meth:`MLPBackprop.batch_costs`)."""
+        gradients = self._backprop.bound_many(  # (views of W and dW, which change in place)
+            self.params[0::2], self.params[1::2], self.grads[0::2], self.grads[1::2])
+
+        def gradient(X_t, Y_t):
+            return self.dW, gradients(X_t, Y_t)
+
+        return gradient
 
     def _vmap_gradient(self):
         from torch.func import functional_call, grad_and_value, vmap
