@@ -58,16 +58,20 @@ def test_closed_form_equals_autograd(hidden, output, dtype, tolerance):
         torch.testing.assert_close(grad, ref, rtol=tolerance, atol=tolerance)
 
 
-@pytest.mark.parametrize("block_diagonal_max", [1 << 17, 0], ids=["block-diagonal", "bmm"])
+@pytest.mark.parametrize("block_diagonal_max,block_group_max",
+                         [(1 << 17, 1 << 12), (1 << 17, 64), (0, 1 << 12)],
+                         ids=["block-diagonal", "block-diagonal-in-groups", "bmm"])
 @pytest.mark.parametrize("hidden,output", [("relu", "sigmoid"), ("tanh", "softmax"),
                                            ("leaky_relu", "linear")])
 @pytest.mark.parametrize("layout", ["contiguous", "strided"])
-def test_batched_rows_equal_single_networks(hidden, output, block_diagonal_max, layout,
-                                            monkeypatch):
+def test_batched_rows_equal_single_networks(hidden, output, block_diagonal_max, block_group_max,
+                                            layout, monkeypatch):
     """C networks at once (leading dimension C) give each network's own J and gradients,
-    whether a layer's C products are one block-diagonal product or a batched product, and
-    whether the C networks' parameters are contiguous tensors or strided views."""
+    whether a layer's C products are one block-diagonal product, the products of groups of
+    networks' blocks, or a batched product, and whether the C networks' parameters are
+    contiguous tensors or strided views."""
     monkeypatch.setattr(backprop, "BLOCK_DIAGONAL_MAX", block_diagonal_max)
+    monkeypatch.setattr(backprop, "BLOCK_GROUP_MAX", block_group_max)
     networks = [_problem(hidden, output, seed=s)[0] for s in range(6)]
     _, X, Y = _problem(hidden, output)
     closed_form = MLPBackprop(networks[0])

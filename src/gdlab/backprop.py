@@ -22,6 +22,7 @@ product.
 
 from __future__ import annotations
 
+import math
 import operator
 from contextlib import contextmanager
 from functools import partial
@@ -33,6 +34,10 @@ from .losses import binary_cross_entropy, cross_entropy, default_loss, squared_e
 
 #: C networks' layer l as one block-diagonal product while its C²·n_l·n_{l-1} entries are fewer
 BLOCK_DIAGONAL_MAX = 1 << 17
+#: a block-diagonal product is made as products of groups of networks, each with at most this
+#: many entries in its block matrix, where it has more: every zero in a block matrix costs a
+#: multiply-add, every group a call (the course's [2, 5, 2, 1] × 32: its second layer in two)
+BLOCK_GROUP_MAX = 4096
 #: dW = s·Gᵀ·A is made as its transpose s·Aᵀ·G where A has NARROW_INPUT columns and G at least
 #: NARROW_INPUT_MIN_ROWS: the BLAS makes the transpose of these shapes 2–7× faster
 NARROW_INPUT = range(2, 9)
@@ -351,8 +356,9 @@ class _ManySteps:
         self.targets, self.refresh, self.buffers = targets, kept.refresh, buffers
         self.where = list(map(torch.Tensor.data_ptr, targets))
         self.activate, self.output_G = closed_form._activate, closed_form._output_G
-        self.hidden = [product.forward_op(out) for product, out in zip(products, buffers.A)]
-        self.last = products[-1].forward_op()
+        # Z^[l] of each layer: the first from X (given at each call), each next from A^[l-1]
+        self.forward = [product.forward_op(A, out) for product, A, out in
+                        zip(products, [None, *buffers.A], [*buffers.A, None], strict=True)]
         self.backward = []  # from layer L down: dW, db, dA^[l-1], G^[l-1] = dA ⊙ g'(Z^[l-1])
         for l in range(L - 1, -1, -1):
             G, G_t = buffers.G[l], buffers.G_t[l]
@@ -377,15 +383,24 @@ class _ManySteps:
         targets."""
         if self.refresh[0]:
             torch._foreach_copy_(*self.refresh)
-        A = X
-        for forward in self.hidden:
-            A = self.activate(forward(A))
-        Z = self.last(A).view(X.shape[0], self.buffers.C, -1)  # (returned: not a buffer)
+        Z = self.forward[0](X)
+        for forward in self.forward[1:]:
+            self.activate(Z)  # A^[l-1] = g(Z^[l-1]), in place
+            Z = forward()
+        Z = Z.view(X.shape[0], self.buffers.C, -1)  # (returned: not a buffer)
         self.output_G(Z, Y, out=self.buffers.G_last)  # dZ^[l] = s·G^[l] at every layer
         for op in self.backward:
             op()
         self.first_weights(X)
         return Z
+
+
+def _products(product, out, pieces):
+    """``product(*piece, out=piece's last)`` for each piece — one group's columns of a
+    block-diagonal product each — and ``out``, which they fill."""
+    for *operands, piece_out in pieces:
+        product(*operands, out=piece_out)
+    return out
 
 
 def _per_network(M, C, n, transposed=False):
@@ -449,6 +464,13 @@ class _WideProduct:
             self.diagonal = self.blocks.view(self.C, self.n_in, self.C, self.n_out).diagonal(
                 dim1=0, dim2=2).permute(2, 0, 1)
             self.W_t = W.permute(0, 2, 1)
+            per_group = max(1, math.isqrt(BLOCK_GROUP_MAX // (self.n_in * self.n_out)))
+            count = -(-self.C // per_group)
+            bounds = [self.C * g // count for g in range(count + 1)]
+            # each group's columns of A (its inputs) and of Z (its outputs)
+            self.groups = [(slice(a * self.n_in, b * self.n_in),
+                            slice(a * self.n_out, b * self.n_out))
+                           for a, b in zip(bounds, bounds[1:])]
         # where the first layer's dW, as its rows (C·n_out, n_in), is made transposed (or None)
         self._dW_t = _transpose_buffer(self.C * self.n_out, self.n_in, W) if shared_input else None
         self._stacked_views = None
@@ -476,15 +498,22 @@ class _WideProduct:
                           self.W.transpose(1, 2)).transpose(0, 1)
         return Z.reshape(m, -1) if out is None else out.view_as(Z).copy_(Z).view(m, -1)
 
-    def forward_op(self, out=None):
-        """A -> Z as :meth:`forward` into ``out`` (None: a new tensor each time); straight the
-        one product it makes where what that multiplies is kept as views."""
+    def forward_op(self, A=None, out=None):
+        """:meth:`forward` bound to its input ``A`` (None: the op takes it) and ``out`` (None: a
+        new tensor each time); straight the one product it makes where what that multiplies is
+        kept as views, and as the products of the groups (:data:`BLOCK_GROUP_MAX`) where there
+        are several and A and out are given."""
+        bound = {} if A is None else {"mat1": A}
         if self.shared_input or self.blocks is not None:
             stacked_t, b = self._stacked()
+            if self._stacked_views is not None and self.shared_input:
+                return partial(torch.addmm, b, mat2=stacked_t, out=out, **bound)
             if self._stacked_views is not None:
-                return partial(torch.addmm, b, mat2=stacked_t if self.shared_input
-                               else self.blocks, out=out)
-        return partial(self.forward, out=out)
+                if len(self.groups) > 1 and A is not None and out is not None:
+                    return partial(_products, torch.addmm, out, [
+                        (b[o], A[:, i], self.blocks[i, o], out[:, o]) for i, o in self.groups])
+                return partial(torch.addmm, b, mat2=self.blocks, out=out, **bound)
+        return partial(self.forward, *bound.values(), out=out)
 
     def gradient_ops(self, G, G_t, views, dW, db, s, s_ones):
         """(dW op, db op): each network's s·Gᵀ·A and s·Σ_rows G (= dZᵀ·A and Σ_rows dZ) from G
@@ -501,10 +530,14 @@ class _WideProduct:
                        out=dW), bias_op
 
     def backward_op(self, G, out):
-        """:meth:`backward` of ``G`` into ``out``, bound (straight the product where blocks)."""
-        if self.blocks is not None:
-            return partial(torch.mm, G, self.blocks_t, out=out)
-        return partial(self.backward, G, out=out)
+        """:meth:`backward` of ``G`` into ``out``, bound (where blocks, straight the product, or
+        the groups' products)."""
+        if self.blocks is None:
+            return partial(self.backward, G, out=out)
+        if len(self.groups) > 1:
+            return partial(_products, torch.mm, out, [
+                (G[:, o], self.blocks_t[o, i], out[:, i]) for i, o in self.groups])
+        return partial(torch.mm, G, self.blocks_t, out=out)
 
     def backward(self, G, out=None):
         """G·W (m, C·n_in), each network's (dA^[l-1] = s·G^[l]·W^[l] without its s), from G
