@@ -273,20 +273,26 @@ def test_batched_gradients_follow_parameters_that_move(block_diagonal_max, monke
 
 
 @pytest.mark.parametrize("networks", [1, 3])
-def test_what_the_closed_form_keeps_works_in_inference_mode_and_out_of_it(networks):
+@pytest.mark.parametrize("given", [False, True], ids=["new-gradients", "given-gradients"])
+def test_what_the_closed_form_keeps_works_in_inference_mode_and_out_of_it(networks, given,
+                                                                          monkeypatch):
     """The buffers and views kept between calls are ordinary tensors, whichever mode made them:
     a call in inference mode (as fit and the sweep make it) may follow one outside, and the
-    other way round."""
+    other way round — with the gradients' tensors given (C networks' bound products, in groups
+    here, kept from call to call) or not."""
+    monkeypatch.setattr(backprop, "BLOCK_GROUP_MAX", 64)
     models = [_problem("relu", "sigmoid", seed=s)[0] for s in range(networks)]
     _, X, Y = _problem("relu", "sigmoid")
     per_network = [[p.detach() for p in net.parameters()] for net in models]
     params = [torch.stack(ps) if networks > 1 else ps[0] for ps in zip(*per_network)]
+    out = [torch.empty_like(p) for p in params] if given else [None] * len(params)
     closed_form = MLPBackprop(models[0])
     results = []
     for inference in (True, False, True):
         with torch.inference_mode(inference):
-            Z, dweights, dbiases = closed_form(params[0::2], params[1::2], X, Y)
-        results.append([Z, *dweights, *dbiases])
+            Z, dweights, dbiases = closed_form(params[0::2], params[1::2], X, Y,
+                                               *((out[0::2], out[1::2]) if given else ()))
+        results.append([Z, *(g.clone() for g in (*dweights, *dbiases))])
     for result in results[1:]:
         for got, first in zip(result, results[0], strict=True):
             torch.testing.assert_close(got, first, rtol=0, atol=0)

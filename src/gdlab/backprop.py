@@ -16,8 +16,10 @@ walks a graph for a few hundred multiply-adds) and gives the same numbers to rou
 leading dimension C, X and Y are shared, and the C networks' activations lie side by side in
 one matrix A^[l] of shape (m, C·n_l). A layer's C products are then one matrix product with a
 block-diagonal matrix of the C weight matrices (C times the multiply-adds, but one call instead
-of C tiny ones) while that matrix is small (``BLOCK_DIAGONAL_MAX`` entries), else a batched
-product.
+of C tiny ones; a few such products of groups of networks where that matrix would hold more
+than ``BLOCK_GROUP_MAX`` entries) while that matrix is small (``BLOCK_DIAGONAL_MAX`` entries),
+else a batched product. For C networks every product is bound once to the tensors it reads and
+writes (:class:`_ManySteps`), so that a step is a run of torch calls and little else.
 """
 
 from __future__ import annotations
@@ -317,8 +319,9 @@ class MLPBackprop:
             steps = steps_of.get(X.shape[0])
             if steps is None:
                 kept = self._kept(weights, biases, X)
-                steps = steps_of[X.shape[0]] = _ManySteps(self, kept, kept.buffers[X.shape[0]],
-                                                          targets)
+                with _kept_tensors():
+                    steps = steps_of[X.shape[0]] = _ManySteps(self, kept,
+                                                              kept.buffers[X.shape[0]], targets)
             return steps(X, Y)
 
         return gradients
@@ -336,7 +339,8 @@ class MLPBackprop:
         if steps is None or not steps.writes_into(given):
             targets = [g if g is not None and g.is_contiguous() else X.new_empty(p.shape)
                        for g, p in zip(given, (*weights, *biases), strict=True)]
-            steps = _ManySteps(self, kept, buffers, targets)
+            with _kept_tensors():
+                steps = _ManySteps(self, kept, buffers, targets)
             if steps.writes_into(given):
                 buffers.steps = steps
         Z = steps(X, Y)
