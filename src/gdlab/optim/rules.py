@@ -33,7 +33,7 @@ def rmsprop(W, dW, S, *, lr, beta2, eps, S_correction=None):
     (with ``S_correction`` = 1-β₂^t, Ŝ = S/(1-β₂^t) takes the place of S: bias correction)"""
     ewa_step(S, dW * dW, beta2)
     S_hat = S if S_correction is None else S / S_correction
-    W.addcdiv_(lr * dW, S_hat.sqrt() + eps, value=-1)  # (W - α·dW/(√Ŝ + ε), one operation)
+    W.addcdiv_(lr * dW, S_hat.sqrt().add_(eps), value=-1)  # (W - α·dW/(√Ŝ + ε), one operation)
 
 
 def adam(W, dW, v, S, *, lr, beta1, beta2, eps, v_correction, S_correction):
@@ -44,4 +44,5 @@ def adam(W, dW, v, S, *, lr, beta1, beta2, eps, v_correction, S_correction):
     ewa_step(S, dW * dW, beta2)
     v_hat = v / v_correction
     S_hat = S / S_correction
-    W.addcdiv_(lr * v_hat, S_hat.sqrt() + eps, value=-1)  # (W - α·v̂/(√Ŝ + ε), one operation)
+    # W - α·v̂/(√Ŝ + ε) as one operation, α·v̂ and √Ŝ + ε made in place of v̂ and Ŝ
+    W.addcdiv_(v_hat.mul_(lr), S_hat.sqrt_().add_(eps), value=-1)
