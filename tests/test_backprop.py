@@ -38,6 +38,21 @@ def _autograd(model, X, Y):
     return J.detach(), [p.grad.clone() for p in model.parameters()]
 
 
+def _stacked_networks(hidden, output, count):
+    """(networks, the closed form, their parameters stacked as (C, ...) tensors, X, Y): ``count``
+    networks of :func:`_problem`'s shape, each with its own initialization."""
+    networks = [_problem(hidden, output, seed=s)[0] for s in range(count)]
+    _, X, Y = _problem(hidden, output)
+    stacked = [torch.stack(ps) for ps in zip(*[[p.detach() for p in net.parameters()]
+                                               for net in networks])]
+    return networks, MLPBackprop(networks[0]), stacked, X, Y
+
+
+def _interleaved(dweights, dbiases):
+    """[dW^[1], db^[1], dW^[2], …]: the order of a model's parameters."""
+    return [g for pair in zip(dweights, dbiases) for g in pair]
+
+
 def _parameters(model):
     params = [p.detach() for p in model.parameters()]
     return params[0::2], params[1::2]
@@ -51,7 +66,7 @@ def test_closed_form_equals_autograd(hidden, output, dtype, tolerance):
     closed_form = MLPBackprop(model)
     Z, dweights, dbiases = closed_form(*_parameters(model), X, Y)
     J = closed_form.cost(Z, Y)
-    grads = [g for pair in zip(dweights, dbiases) for g in pair]
+    grads = _interleaved(dweights, dbiases)
     torch.testing.assert_close(J, J_ref, rtol=tolerance, atol=tolerance)
     for grad, ref in zip(grads, grads_ref, strict=True):
         assert grad.shape == ref.shape
@@ -97,11 +112,7 @@ def test_batched_gradients_are_written_into_given_tensors(layout):
     """C networks' gradients go into the given tensors — straight where they are contiguous
     (the vectorized trainer's), by a copy where they are not — twice in a row (the products
     keep where they last wrote), equal to the gradients returned without them."""
-    networks = [_problem("relu", "sigmoid", seed=s)[0] for s in range(3)]
-    _, X, Y = _problem("relu", "sigmoid")
-    closed_form = MLPBackprop(networks[0])
-    stacked = [torch.stack(ps) for ps in zip(*[[p.detach() for p in net.parameters()]
-                                               for net in networks])]
+    _, closed_form, stacked, X, Y = _stacked_networks("relu", "sigmoid", 3)
     _, dweights_ref, dbiases_ref = closed_form(stacked[0::2], stacked[1::2], X, Y)
     if layout == "contiguous":
         out = [torch.full_like(p, 7.0) for p in stacked]
@@ -112,9 +123,8 @@ def test_batched_gradients_are_written_into_given_tensors(layout):
     for _ in range(2):
         _, dweights, dbiases = closed_form(stacked[0::2], stacked[1::2], X, Y, out[0::2],
                                            out[1::2])
-        for given, returned, ref in zip(out, [g for pair in zip(dweights, dbiases) for g in pair],
-                                        [g for pair in zip(dweights_ref, dbiases_ref)
-                                         for g in pair], strict=True):
+        for given, returned, ref in zip(out, _interleaved(dweights, dbiases),
+                                        _interleaved(dweights_ref, dbiases_ref), strict=True):
             assert returned is given
             torch.testing.assert_close(given, ref, rtol=1e-12, atol=1e-12)
 
@@ -122,28 +132,20 @@ def test_batched_gradients_are_written_into_given_tensors(layout):
 def test_batched_gradients_follow_given_tensors_that_move():
     """The products bound to the given dW and db (views of them, for the first layer's rows
     and each db) follow those tensors into new storage."""
-    networks = [_problem("relu", "sigmoid", seed=s)[0] for s in range(3)]
-    _, X, Y = _problem("relu", "sigmoid")
-    closed_form = MLPBackprop(networks[0])
-    stacked = [torch.stack(ps) for ps in zip(*[[p.detach() for p in net.parameters()]
-                                               for net in networks])]
+    _, closed_form, stacked, X, Y = _stacked_networks("relu", "sigmoid", 3)
     _, dweights_ref, dbiases_ref = closed_form(stacked[0::2], stacked[1::2], X, Y)
     out = [torch.zeros_like(p) for p in stacked]
     closed_form(stacked[0::2], stacked[1::2], X, Y, out[0::2], out[1::2])
     for o in out:
         o.data = torch.full_like(o, 7.0)  # new storage
     closed_form(stacked[0::2], stacked[1::2], X, Y, out[0::2], out[1::2])
-    for given, ref in zip(out, [g for pair in zip(dweights_ref, dbiases_ref) for g in pair],
+    for given, ref in zip(out, _interleaved(dweights_ref, dbiases_ref),
                           strict=True):
         torch.testing.assert_close(given, ref, rtol=1e-12, atol=1e-12)
 
 
 def test_bound_many_equals_a_call_and_needs_contiguous_gradients():
-    networks = [_problem("tanh", "linear", seed=s)[0] for s in range(3)]
-    _, X, Y = _problem("tanh", "linear")
-    closed_form = MLPBackprop(networks[0])
-    stacked = [torch.stack(ps) for ps in zip(*[[p.detach() for p in net.parameters()]
-                                               for net in networks])]
+    networks, closed_form, stacked, X, Y = _stacked_networks("tanh", "linear", 3)
     Z_ref, dweights_ref, dbiases_ref = closed_form(stacked[0::2], stacked[1::2], X, Y)
     out = [torch.full_like(p, 7.0) for p in stacked]
     gradients = MLPBackprop(networks[0]).bound_many(stacked[0::2], stacked[1::2], out[0::2],
@@ -151,7 +153,7 @@ def test_bound_many_equals_a_call_and_needs_contiguous_gradients():
     for rows in (slice(0, 17), slice(0, 5), slice(0, 17)):  # another mini-batch size between
         Z = gradients(X[rows], Y[rows])
     torch.testing.assert_close(Z, Z_ref, rtol=0, atol=0)
-    for given, ref in zip(out, [g for pair in zip(dweights_ref, dbiases_ref) for g in pair],
+    for given, ref in zip(out, _interleaved(dweights_ref, dbiases_ref),
                           strict=True):
         torch.testing.assert_close(given, ref, rtol=0, atol=0)
     strided = [torch.zeros(*p.shape[1:], p.shape[0]).movedim(-1, 0) for p in stacked]
@@ -215,7 +217,7 @@ def test_gradients_are_written_into_given_tensors():
     out = [torch.full_like(p, 7.0) for p in params]
     _, dweights, dbiases = MLPBackprop(model)(*_parameters(model), X, Y, out[0::2], out[1::2])
     _, grads_ref = _autograd(model, X, Y)
-    for given, returned, ref in zip(out, [g for pair in zip(dweights, dbiases) for g in pair],
+    for given, returned, ref in zip(out, _interleaved(dweights, dbiases),
                                     grads_ref, strict=True):
         assert returned is given
         torch.testing.assert_close(given, ref, rtol=1e-12, atol=1e-12)
@@ -250,11 +252,7 @@ def test_batched_gradients_follow_parameters_that_move(block_diagonal_max, monke
     matrices: the same parameter tensors given new storage and new values, weights and biases
     alike, are followed from call to call, and so are other mini-batch sizes."""
     monkeypatch.setattr(backprop, "BLOCK_DIAGONAL_MAX", block_diagonal_max)
-    networks = [_problem("tanh", "sigmoid", seed=s)[0] for s in range(4)]
-    _, X, Y = _problem("tanh", "sigmoid")
-    closed_form = MLPBackprop(networks[0])
-    stacked = [torch.stack(ps) for ps in zip(*[[p.detach() for p in net.parameters()]
-                                               for net in networks])]
+    networks, closed_form, stacked, X, Y = _stacked_networks("tanh", "sigmoid", 4)
     for k, rows in enumerate((slice(0, 8), slice(0, 8), slice(8, 13), slice(3, 9))):
         moved = stacked[0::2] if k % 2 else stacked[1::2]  # weights, then biases, in turn
         for p in moved:
