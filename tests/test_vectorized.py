@@ -65,6 +65,26 @@ def test_equals_separate_fit_runs(data, path):
             torch.testing.assert_close(p.detach(), q.detach(), rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("path", ["mlp", "vmap"])
+def test_float32_bias_corrections_are_those_of_the_averages_beta(data, path):
+    """In float32, the bias corrections 1-β^t come from β as the averages use it (rounded to
+    float32), so that after one step from zero the corrected averages are the gradient and
+    its square: v̂ = dW and Ŝ = dW² to float32 rounding. (Corrected with 0.999's 1-β^t
+    instead, Ŝ came out 1.3e-5 too small for β₂ = 0.999 and 1.7e-4 for 0.9999 — a bias that
+    Adam at a large α turned into a visibly different run than fit's.)"""
+    model, X, Y = data
+    model, X = copy.deepcopy(model).float(), X.float()
+    configs = [{"optimizer": "adam", "lr": 0.05, "beta1": 0.9, "beta2": 0.999},
+               {"optimizer": "adam", "lr": 0.01, "beta1": 0.8, "beta2": 0.9999}]
+    run = VectorizedFit(model, X, Y, configs, epochs=1, batch_size=len(X), seed=0, path=path)
+    corrections = run._corrections(1)  # (those of t = 1, the step run() takes)
+    run.run()
+    dW = run.dW.double()
+    for name, key, power in (("v", "v_correction", 1), ("S", "S_correction", 2)):
+        corrected = run.moments[name].double() / corrections[key][0].double()
+        torch.testing.assert_close(corrected, dW**power, rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("output", ["softmax", "linear"])
 def test_other_outputs_equal_fit(output):
     g = torch.Generator().manual_seed(2)

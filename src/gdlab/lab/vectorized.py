@@ -149,7 +149,10 @@ class VectorizedFit:
                                 device=device).view(C, 1)
 
         self.dtype, self.device = dtype, device
-        self.numeric = {name: column(name) for name in NUMERIC[self.optimizer]}
+        # the values as the rule gets them, rounded to the buffers' dtype: the bias corrections
+        # 1-β^t come from the β that the averages use (in float32, 0.999 is 0.99900001, whose
+        # 1-β is 1.3e-5 off 0.999's: an average corrected by 0.999's 1-β^t would be off as much)
+        self.numeric = {name: column(name).to(dtype).double() for name in NUMERIC[self.optimizer]}
         self.numeric_per_element = {name: self._per_element(c.to(dtype))[0]
                                     for name, c in self.numeric.items()}
         self.options = {name: self.configs[0][name] for name in OPTIONS[self.optimizer]}
