@@ -85,6 +85,24 @@ def test_float32_bias_corrections_are_those_of_the_averages_beta(data, path):
         torch.testing.assert_close(corrected, dW**power, rtol=1e-6, atol=0)
 
 
+def test_32_configurations_as_the_benchmark_trains_them_equal_fit(data):
+    """32 Adam configurations of the [2, 5, 2, 1] network, as benchmarks/vectorized.py trains
+    them: the second layer's block-diagonal product then runs in two groups of networks and
+    the first layer's dW (160 rows, 2 inputs) is made as its transpose. Each equals its own
+    fit."""
+    model, X, Y = data
+    configs = [{"optimizer": "adam", "lr": 10 ** (-3 + 2 * i / 31), "beta1": (0.8, 0.9)[i % 2],
+                "beta2": (0.99, 0.999)[i // 2 % 2]} for i in range(32)]
+    run = VectorizedFit(model, X, Y, configs, epochs=EPOCHS, batch_size=64, seed=3)
+    histories = run.run()
+    kept = run._backprop._work["kept", True]
+    assert len(kept.products[1].groups) == 2 and kept.products[0]._dW_t is not None
+    for config, history in zip(configs[::5], histories[::5], strict=True):
+        ref, _ = _sequential(model, X, Y, config, 64, 3)
+        torch.testing.assert_close(torch.tensor(history.costs), torch.tensor(ref.costs),
+                                   rtol=0, atol=1e-10)
+
+
 @pytest.mark.parametrize("output", ["softmax", "linear"])
 def test_other_outputs_equal_fit(output):
     g = torch.Generator().manual_seed(2)
