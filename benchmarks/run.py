@@ -60,7 +60,7 @@ def main() -> None:
                     + course_numpy.table(course_numpy.run(repeats=args.repeats)))
     print(sections[-1], flush=True)
     sections.append("## 4. Vectorized sweep (32 configurations at once)\n\n"
-                    + vectorized.table(vectorized.run(repeats=max(5, args.repeats // 2))))
+                    + vectorized.table(vectorized.run(repeats=args.repeats)))
     print(sections[-1], flush=True)
     kept_from = HAND_RUN
     if torch.cuda.is_available():  # this machine has a GPU: its section is measured anew

@@ -30,7 +30,7 @@ def _configs(n):
              "beta2": (0.99, 0.999)[(i // 2) % 2]} for i, lr in enumerate(lrs)]
 
 
-def run(repeats: int = 5, epochs: int = EPOCHS, n: int = CONFIGS) -> dict:
+def run(repeats: int = 7, epochs: int = EPOCHS, n: int = CONFIGS) -> dict:
     torch.set_num_threads(1)
     dataset = load_data("moons", seed=0, n_samples=400)  # 300 training examples
     model = initial_model(dataset, [2, 5, 2, 1], 0, torch.float32)
