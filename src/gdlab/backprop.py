@@ -509,15 +509,16 @@ class _WideProduct:
         are several and A and out are given."""
         bound = {} if A is None else {"mat1": A}
         if self.shared_input or self.blocks is not None:
-            stacked_t, b = self._stacked()
-            if self._stacked_views is not None and self.shared_input:
-                return partial(torch.addmm, b, mat2=stacked_t, out=out, **bound)
-            if self._stacked_views is not None:
-                if len(self.groups) > 1 and A is not None and out is not None:
-                    return partial(_products, torch.addmm, out, [
-                        (b[o], A[:, i], self.blocks[i, o], out[:, o]) for i, o in self.groups])
-                return partial(torch.addmm, b, mat2=self.blocks, out=out, **bound)
-        return partial(self.forward, *bound.values(), out=out)
+            self._stacked()  # (keeps them as views where it can)
+        if self._stacked_views is None:  # a batched product, or W and b copied at each call
+            return partial(self.forward, *bound.values(), out=out)
+        stacked_t, b = self._stacked_views
+        if self.shared_input:
+            return partial(torch.addmm, b, mat2=stacked_t, out=out, **bound)
+        if len(self.groups) > 1 and A is not None and out is not None:
+            return partial(_products, torch.addmm, out, [
+                (b[o], A[:, i], self.blocks[i, o], out[:, o]) for i, o in self.groups])
+        return partial(torch.addmm, b, mat2=self.blocks, out=out, **bound)
 
     def gradient_ops(self, G, G_t, views, dW, db, s, s_ones):
         """(dW op, db op): each network's s·Gᵀ·A and s·Σ_rows G (= dZᵀ·A and Σ_rows dZ) from G
