@@ -415,13 +415,15 @@ def study_trials(study) -> list[Trial]:
 
 def fit_command(config: dict, *, data: str, layers, epochs: int, seed: int, dtype: str,
                 target: str | None = None, out: str = "best-run") -> str:
-    """The ``gdlab fit`` command line that trains ``config`` alone."""
+    """The ``gdlab fit`` command line that trains ``config`` alone: its α, β, β₁, β₂ and ε
+    written exactly (the shortest digits that read back as the same float), so that it trains
+    what the trial trained."""
     parts = ["gdlab fit", f"--data {data}"]
     if target:
         parts.append(f"--target {target}")
     parts += [f"--layers {','.join(map(str, layers))}", f"--optimizer {config['optimizer']}",
-              f"--lr {config['lr']:.6g}"]
-    parts += [f"--{name} {config[name]:.6g}" for name in NUMERIC[config["optimizer"]]
+              f"--lr {config['lr']!r}"]
+    parts += [f"--{name} {config[name]!r}" for name in NUMERIC[config["optimizer"]]
               if name in config]
     parts += [f"--epochs {epochs}", f"--batch-size {config['batch_size']}"]
     if config.get("schedule"):
