@@ -24,7 +24,8 @@ if __name__ == "__main__":  # run as a script: make ``benchmarks`` importable
 import torch  # noqa: E402
 
 import gdlab  # noqa: E402
-from benchmarks.common import bandwidth, median_time, run_times  # noqa: E402
+from benchmarks.common import STREAM_BYTES, bandwidth, median_time, run_times, stream_kernels  # noqa: E402
+from gdlab.optim import buffers  # noqa: E402
 from gdlab.optim import fused as fused_path  # noqa: E402
 
 #: bytes each method must read and write per float32 parameter
@@ -90,6 +91,24 @@ def peers(method: str):
 
 def ours(method: str):
     return {"adam": gdlab.Adam, "momentum": gdlab.Momentum, "rmsprop": gdlab.RMSProp}[method]
+
+
+class _Stream:
+    """A STREAM kernel over two arrays of ``n`` float32, with ``step()`` as an optimizer has, so
+    that it can be timed in the same rounds as the steps (the same machine, the same caches)."""
+
+    def __init__(self, kernel: str, a, b):
+        self.step = stream_kernels(a, b)[kernel]
+        self.bytes = STREAM_BYTES[kernel] * a.numel()
+
+
+def _streams(n: int = 1 << 25) -> dict[str, _Stream]:
+    """copy, scale, add and triad over arrays on ordinary pages and on gdlab's 2 MiB pages."""
+    arrays = {"4 KiB pages": [torch.empty(n).uniform_() for _ in range(2)],
+              "2 MiB pages": [buffers.zeros(n, torch.float32, "cpu").uniform_()
+                              for _ in range(2)]}
+    return {f"{kernel}, {pages}": _Stream(kernel, *pair) for pages, pair in arrays.items()
+            for kernel in STREAM_BYTES}
 
 
 def _time_steps(optimizers: dict, device, repeats) -> dict:
@@ -181,6 +200,9 @@ def run(device="cpu", repeats: int = 7, methods=("adam", "momentum", "rmsprop"),
     # (on a shared machine the memory's speed changes over minutes; one before and one after
     # have come out below what the steps themselves reached)
     bandwidths = [measure_bandwidth()]
+    # on the CPU the STREAM kernels also run in every round, beside the steps they are
+    # compared with: the same statistic (the median) under the same conditions
+    streams = _streams() if device.type == "cpu" else {}
     compile_cost = {}
     first_calls = {}
     rows = []
@@ -201,7 +223,9 @@ def run(device="cpu", repeats: int = 7, methods=("adam", "momentum", "rmsprop"),
             compile_cost.setdefault(method, first)
             first_calls[method, layout] = first
             contenders["gdlab"] = optimizer
-            rounds = _time_steps(contenders, device, repeats)
+            rounds = _time_steps({**contenders, **streams}, device, repeats)
+            same_rounds = max((stream.bytes / statistics.median(rounds.pop(name))
+                               for name, stream in streams.items()), default=None)
             ours_by_round = rounds.pop("gdlab")
             del contenders
             peer_times = {name: statistics.median(t) for name, t in rounds.items()}
@@ -218,7 +242,8 @@ def run(device="cpu", repeats: int = 7, methods=("adam", "momentum", "rmsprop"),
                     extra_cuda["kernel_alone"] = alone
             rows.append({"method": method, "layout": layout, "parameters": n,
                          "bytes": BYTES[method] * n, "peer": peer_times, "gdlab": seconds,
-                         "ratio": ratio, "eager_fallback": (type(optimizer).rule, device.type)
+                         "ratio": ratio, "same_rounds_bandwidth": same_rounds,
+                         "eager_fallback": (type(optimizer).rule, device.type)
                          in fused_path._broken, **extra_cuda})
             del optimizer
             if device.type == "cuda":
@@ -227,7 +252,9 @@ def run(device="cpu", repeats: int = 7, methods=("adam", "momentum", "rmsprop"),
     bw = {name: max(sample[name] for sample in bandwidths) for name in bandwidths[0]}
     best_bw = max(bw.values()) * 1e9
     for row in rows:
-        row["bandwidth_fraction"] = row["bytes"] / row["gdlab"] / best_bw
+        row["peak_fraction"] = row["bytes"] / row["gdlab"] / best_bw
+        row["bandwidth_fraction"] = row["bytes"] / row["gdlab"] / (
+            row["same_rounds_bandwidth"] or best_bw)
         row["peer_fraction"] = {name: row["bytes"] / t / best_bw for name, t in row["peer"].items()}
         if "kernel_alone" in row:
             row["kernel_alone_fraction"] = row["bytes"] / row["kernel_alone"] / best_bw
@@ -263,13 +290,21 @@ def table(rows, extra) -> str:
         target = TARGETS.get(row["layout"]) if extra["device"] == "cpu" else None
         needs = (f"{target:g}× | {100 * row['bandwidth_fraction'] * target / row['ratio']:.0f} %"
                  if target else "— | —")
+        share = f"{100 * row['bandwidth_fraction']:.0f} %"
+        if row.get("same_rounds_bandwidth"):
+            share += f" ({100 * row['peak_fraction']:.0f} % of the peak)"
         lines.append(f"| {row['method']} | {row['layout']} | {' | '.join(cells)} | "
                      f"{1e3 * row['gdlab']:.2f} ms{note} | {row['ratio']:.2f}× | "
-                     f"{100 * row['bandwidth_fraction']:.0f} % | {needs} |")
+                     f"{share} | {needs} |")
     bw = ", ".join(f"{k} {v:.1f}" for k, v in extra["bandwidth"].items())
     compiled = ", ".join(f"{k} {v:.1f} s" for k, v in extra["compile_cost"].items())
-    lines += ["", f"Memory bandwidth (GB/s, the best of measurements before, between and after "
-                  f"the layouts): {bw}; the fractions use the best of these.",
+    if extra["device"] == "cpu":
+        lines += ["", "gdlab bandwidth: the bytes gdlab's step must move over its median time, "
+                  "as a share of the best of STREAM's copy, scale, add and triad (over 128 MiB "
+                  "arrays on 4 KiB and on 2 MiB pages) timed in the same rounds as the steps, "
+                  "their medians too; in brackets, as a share of the peak below."]
+    lines += ["", f"Peak memory bandwidth (GB/s, STREAM's best times in runs before, between "
+                  f"and after the layouts): {bw}.",
               f"First call of each fused rule (compiling): {compiled}."]
     return "\n".join(lines)
 

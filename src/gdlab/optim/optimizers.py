@@ -25,8 +25,8 @@ import torch
 
 from .._checks import check_beta, check_choice, check_nonnegative, check_positive
 from ..ewa import bias_correction
+from . import buffers, rules
 from . import fused as fused_path
-from . import rules
 
 _grad = operator.attrgetter("grad")
 #: step counts t made at once as tensors for torch's kernels (see _FlatGroup.step_tensor)
@@ -50,10 +50,12 @@ class _FlatGroup:
         for p in params:
             self.bounds.append((start, start + p.numel()))
             start += p.numel()
-        self.W = torch.cat([p.detach().reshape(-1) for p in params])
-        self.whole = (0, self.W.numel())
-        self.dW = torch.zeros_like(self.W)
-        self.moments = {name: torch.zeros_like(self.W) for name in moment_names}
+        numel, dtype, device = start, params[0].dtype, params[0].device
+        self.W = torch.cat([p.detach().reshape(-1) for p in params],
+                           out=buffers.zeros(numel, dtype, device))
+        self.whole = (0, numel)
+        self.dW = buffers.zeros(numel, dtype, device)
+        self.moments = {name: buffers.zeros(numel, dtype, device) for name in moment_names}
         self.grad_views = self._views(self.dW)
         self.moment_views = {name: self._views(buffer) for name, buffer in self.moments.items()}
         for p, W in zip(self.params, self._views(self.W), strict=True):
