@@ -27,10 +27,10 @@ LARGER_THAN_MEMORY = "## 6. "
 
 NOTE = """The machine is shared: its memory speed changes over minutes (the copy/scale/add/triad
 figures below have ranged over ±30 % within an hour), so the step benchmark times every variant
-once per round, round after round, and reports the median of the rounds' speed-ups; even so,
-whole runs of it differ (over seven runs on one day: Adam on 2000 tensors 4.8–11×, on
-ResNet-50's shapes 1.07–1.23×; docs/speed.md has the table). Compare ratios, and rerun before
-trusting a single figure."""
+once per round, round after round — STREAM's kernels too, for the bandwidth share — and
+reports medians; even so, whole runs of it differ (over five runs on one day: Adam on 2000
+tensors 6.6–8.7×, on ResNet-50's shapes 1.19–1.35×; docs/speed.md has the table). Compare
+ratios, and rerun before trusting a single figure."""
 
 
 def course_seconds() -> float:
