@@ -3,7 +3,9 @@
 Three parameter layouts, float32: (a) many small tensors, 2000 × 2000; (b) ResNet-50's 161
 parameter shapes, 25.6M; (c) a few large tensors, 64 × 250k. Each figure is the median of
 several timed steps; gdlab's is also given as a fraction of the machine's memory bandwidth,
-from the bytes its formula must move (Adam 28 per parameter: read W, dW, v, S, write W, v, S).
+from the bytes its formula must move (Adam 28 per parameter: read W, dW, v, S, write W, v, S):
+on the CPU against STREAM's kernels timed in the same rounds (median against median), and
+against their best times apart from the steps (the peak).
 
 ``python benchmarks/step.py`` prints the CPU table (and an Adam row on a GPU if there is one);
 ``--device cuda`` measures Adam, Momentum and RMSProp on the GPU instead, at 128M parameters
