@@ -53,14 +53,21 @@ def stream_kernels(a, b) -> dict:
             "add": lambda: a.add_(b), "triad": lambda: a.add_(b, alpha=3.0)}
 
 
+def stream_arrays(n: int = 1 << 25) -> dict[str, tuple]:
+    """Two float32 arrays of n elements on each kind of page: the ordinary pages torch allocates
+    and the 2 MiB pages gdlab's flat buffers use (:mod:`gdlab.optim.buffers`); written, so that
+    no page is the shared zero page."""
+    allocate = {"4 KiB pages": torch.empty,
+                "2 MiB pages": lambda n: buffers.zeros(n, torch.float32, "cpu")}
+    return {pages: (make(n).uniform_(), make(n).uniform_()) for pages, make in allocate.items()}
+
+
 def bandwidth(n: int = 1 << 25, repeats: int = 7) -> dict[str, float]:
     """STREAM-style memory bandwidth in GB/s over float32 arrays of n elements, all threads
     (:func:`stream_kernels`). As STREAM, from the best time: the machine's capacity — so over
-    arrays on the ordinary pages torch allocates and on the 2 MiB pages gdlab's flat buffers use
-    (:mod:`gdlab.optim.buffers`), whichever is the faster."""
+    both kinds of page (:func:`stream_arrays`), whichever is the faster."""
     best = dict.fromkeys(STREAM_BYTES, 0.0)
-    for allocate in (torch.empty, lambda n: buffers.zeros(n, torch.float32, "cpu")):
-        a, b = allocate(n).uniform_(), allocate(n).uniform_()  # written: no shared zero page
+    for a, b in stream_arrays(n).values():
         for name, kernel in stream_kernels(a, b).items():
             rate = STREAM_BYTES[name] * n / min(run_times(kernel, repeats)) / 1e9
             best[name] = max(best[name], rate)

@@ -26,8 +26,14 @@ if __name__ == "__main__":  # run as a script: make ``benchmarks`` importable
 import torch  # noqa: E402
 
 import gdlab  # noqa: E402
-from benchmarks.common import STREAM_BYTES, bandwidth, median_time, run_times, stream_kernels  # noqa: E402
-from gdlab.optim import buffers  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    STREAM_BYTES,
+    bandwidth,
+    median_time,
+    run_times,
+    stream_arrays,
+    stream_kernels,
+)
 from gdlab.optim import fused as fused_path  # noqa: E402
 
 #: bytes each method must read and write per float32 parameter
@@ -104,13 +110,10 @@ class _Stream:
         self.bytes = STREAM_BYTES[kernel] * a.numel()
 
 
-def _streams(n: int = 1 << 25) -> dict[str, _Stream]:
+def _streams() -> dict[str, _Stream]:
     """copy, scale, add and triad over arrays on ordinary pages and on gdlab's 2 MiB pages."""
-    arrays = {"4 KiB pages": [torch.empty(n).uniform_() for _ in range(2)],
-              "2 MiB pages": [buffers.zeros(n, torch.float32, "cpu").uniform_()
-                              for _ in range(2)]}
-    return {f"{kernel}, {pages}": _Stream(kernel, *pair) for pages, pair in arrays.items()
-            for kernel in STREAM_BYTES}
+    return {f"{kernel}, {pages}": _Stream(kernel, *pair)
+            for pages, pair in stream_arrays().items() for kernel in STREAM_BYTES}
 
 
 def _time_steps(optimizers: dict, device, repeats) -> dict:
