@@ -4,7 +4,7 @@
 
 Writes DIR/X.npy (rows × features float32) and DIR/Y.npy with ``gdlab make-data``'s writer if
 they are not there, then trains MLP([features, 64, 1]) with Adam for one epoch of mini-batches
-of --batch, twice, each in a fresh process: from the memory-mapped files (gdlab.memmap) and
+of --batch, twice, each in a fresh process: from the memory-mapped files (gdlab.data.memmap) and
 from the same arrays loaded into memory. Prints examples per second and peak resident memory
 (ru_maxrss) above the process's resident memory once the model is built. Targets: the disk run
 stays under 1 GiB above that while the file is 2 GB, at no less than half the in-memory speed.
@@ -36,7 +36,7 @@ def phase(mode: str, folder: Path, batch: int) -> dict:
     import torch
 
     import gdlab
-    from gdlab.memmap import open_npy
+    from gdlab.data.memmap import open_npy
 
     torch.manual_seed(0)
     X = open_npy(folder / "X.npy")

@@ -16,7 +16,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import gdlab  # noqa: E402
-from gdlab.datasets import load_data  # noqa: E402
+from gdlab.data.datasets import load_data  # noqa: E402
 from gdlab.lab.compare import initial_model  # noqa: E402
 from gdlab.lab.vectorized import VectorizedFit  # noqa: E402
 

@@ -11,7 +11,7 @@ from gdlab import backprop
 from gdlab.backprop import MLPBackprop, supports
 from gdlab.losses import binary_cross_entropy, default_loss
 from gdlab.models import MLP
-from gdlab.train import Fit
+from gdlab.train.loop import Fit
 
 HIDDEN = ("relu", "tanh", "sigmoid", "leaky_relu")
 OUTPUTS = ("sigmoid", "softmax", "linear")

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from gdlab import GD, MLP, Adam, Momentum, RMSProp, fit
 from gdlab.cli import main
-from gdlab.datasets import load_data
+from gdlab.data.datasets import load_data
 from gdlab.lab.compare import check_layers
 from gdlab.schedules import SCHEDULES, Schedule, parse_schedule
 

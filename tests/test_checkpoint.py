@@ -15,7 +15,7 @@ import torch
 
 from gdlab import GD, MLP, Adam, Checkpoint, Fit, History, Momentum, RMSProp, fit
 from gdlab import schedules as S
-from gdlab.checkpoint import (
+from gdlab.train.callbacks.checkpoint import (
     CHECKPOINT,
     PREVIOUS,
     CheckpointError,

@@ -157,7 +157,7 @@ def test_numpy_batch_size():
 def test_partition_cuts_the_rows_in_order_however_many_it_makes_at_a_time(ahead, monkeypatch):
     """partition makes its views a few mini-batches at a time; the mini-batches are the same
     consecutive slices whatever that number, the last with the rest."""
-    from gdlab import data
+    from gdlab.data import batches as data
 
     monkeypatch.setattr(data, "PARTITION_AHEAD", ahead)
     X, Y = _indexed(23)

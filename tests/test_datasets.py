@@ -1,4 +1,4 @@
-"""gdlab.datasets: built-in sets, CSV/NPZ files, task inference, split, standardization and
+"""gdlab.data.datasets: built-in sets, CSV/NPZ files, task inference, split, standardization and
 one-line errors for every bad input."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from gdlab.datasets import (
+from gdlab.data.datasets import (
     BUILTIN,
     Dataset,
     describe,

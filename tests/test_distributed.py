@@ -46,7 +46,7 @@ def _train_all(shard):
 
 def _from_disk(folder):
     """Adam on .npy files, sharded state, checkpoints every epoch and the divergence guard."""
-    from gdlab.memmap import open_npy
+    from gdlab.data.memmap import open_npy
 
     torch.manual_seed(0)
     model = gdlab.MLP([3, 4, 1], output="sigmoid").double()
@@ -86,7 +86,7 @@ def test_two_processes_equal_one(tmp_path):
     one = _train_all(False)
     assert torch.allclose(two["disk"], one[("adam", 41, 7)][0], rtol=0, atol=1e-6)
     # rank 0 wrote the checkpoint, with the whole (consolidated) optimizer state
-    from gdlab.checkpoint import latest_checkpoint
+    from gdlab.train.callbacks.checkpoint import latest_checkpoint
 
     state = latest_checkpoint(tmp_path / "run")[0]
     assert state["epoch_num"] == 3 and len(state["optimizer"]["state"]) == 4

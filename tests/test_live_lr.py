@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from gdlab import GD, MLP, Fit, LiveControl, request_lr
-from gdlab.checkpoint import latest_checkpoint
 from gdlab.cli import main
-from gdlab.control import CONTROL, STATUS, format_status, read_status
+from gdlab.train.callbacks.checkpoint import latest_checkpoint
+from gdlab.train.callbacks.control import CONTROL, STATUS, format_status, read_status
 
 M = 150
 

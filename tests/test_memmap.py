@@ -14,13 +14,13 @@ from safetensors.torch import load_file
 
 import gdlab
 from gdlab.cli import main
-from gdlab.memmap import MemmapArray, chunked_order, open_npy
+from gdlab.data.memmap import MemmapArray, chunked_order, open_npy
 
 
 @pytest.fixture(params=["pread", "mapping"], autouse=True)
 def read_path(request, monkeypatch):
     """Each test reads rows both ways: pread (files over MAP_AT_MOST) and the mapping."""
-    monkeypatch.setattr(gdlab.memmap, "MAP_AT_MOST", 0 if request.param == "pread" else 2**40)
+    monkeypatch.setattr(gdlab.data.memmap, "MAP_AT_MOST", 0 if request.param == "pread" else 2**40)
     return request.param
 
 
@@ -39,7 +39,7 @@ def test_open_npy_file_and_shards(tmp_path):
         np.save(tmp_path / "shards" / f"part-{i:03d}.npy", X[a:b])
     for A in (open_npy(tmp_path / "X.npy"), open_npy(tmp_path / "shards")):
         assert isinstance(A, MemmapArray) and A.shape == (50, 3) and len(A) == 50
-        assert all(f is not None for f in A._files) == (gdlab.memmap.MAP_AT_MOST == 0)
+        assert all(f is not None for f in A._files) == (gdlab.data.memmap.MAP_AT_MOST == 0)
         rows = np.array([49, 0, 20, 21, 19, -1])
         assert torch.equal(A[rows], torch.from_numpy(X[rows]))
         assert torch.equal(A[5:25], torch.from_numpy(X[5:25]))

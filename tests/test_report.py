@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 import gdlab
 from gdlab import schedules
-from gdlab.datasets import Dataset
+from gdlab.data.datasets import Dataset
 from gdlab.lab.runs import RunResult
 from gdlab.report import figures, write_report
 from gdlab.report.style import optimizer_color

@@ -225,7 +225,7 @@ def _runs():
 
 @pytest.fixture(scope="module")
 def compare_page(tmp_path_factory):
-    from gdlab.datasets import Dataset
+    from gdlab.data.datasets import Dataset
     from gdlab.report import write_report
 
     X, Y, runs = _runs()

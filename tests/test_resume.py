@@ -23,8 +23,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gdlab.checkpoint import CHECKPOINT, PREVIOUS, TEST_DELAY_ENV, latest_checkpoint
 from gdlab.cli import main
+from gdlab.train.callbacks.checkpoint import CHECKPOINT, PREVIOUS, TEST_DELAY_ENV, latest_checkpoint
 
 EPOCHS = 80
 ARGS = ["fit", "--data", "moons", "--layers", "2,6,3,1", "--optimizer", "adam", "--lr", "0.01",

@@ -4,15 +4,17 @@ Mini-batch gradient descent, exponentially weighted averages with bias correctio
 RMSProp, Adam and learning-rate decay, as a PyTorch library and a command-line lab.
 """
 
-from . import distributed, memmap, schedules
-from .checkpoint import Checkpoint
-from .control import LiveControl, request_lr
-from .data import minibatches
+from . import schedules
+from .data import memmap
+from .data.batches import minibatches
+from .data.memmap import open_npy
 from .ewa import EWA, bias_correction, ewa, ewa_step
-from .memmap import open_npy
 from .models import MLP
 from .optim import GD, Adam, Momentum, RMSProp
-from .train import Diverged, Fit, History, fit
+from .train import distributed
+from .train.callbacks.checkpoint import Checkpoint
+from .train.callbacks.control import LiveControl, request_lr
+from .train.loop import Diverged, Fit, History, fit
 
 __version__ = "0.1.0"
 

@@ -95,7 +95,7 @@ def write_config(out: Path, command: str, config: dict) -> None:
 
 
 def _load(args):
-    from .datasets import load_data
+    from .data.datasets import load_data
 
     return load_data(args.data, target=args.target, seed=args.seed)
 
@@ -116,7 +116,7 @@ def _table(runs) -> str:
 
 
 def cmd_compare(args) -> None:
-    from .datasets import describe
+    from .data.datasets import describe
     from .lab.compare import compare
     from .report import write_report
 
@@ -187,7 +187,7 @@ def _fit_settings(args) -> dict:
 
 
 def _resume_settings(args) -> dict:
-    from .runfolder import read_fit_config
+    from .train.runfolder import read_fit_config
 
     others = sorted(_given(args) - RESUME_OPTIONS)
     if others:
@@ -212,7 +212,7 @@ def _check_settings(s: dict) -> dict:
     """Validate a run's settings before anything is written; returns the optimizer's
     hyperparameters."""
     from ._checks import check_choice, check_positive, check_positive_int
-    from .train import check_divergence_options
+    from .train.loop import check_divergence_options
 
     if s["optimizer"] not in OPTIMIZERS:
         raise CommandError(f"unknown optimizer {s['optimizer']!r}; allowed: "
@@ -277,7 +277,7 @@ def _fit_worker(argv) -> None:
     """One worker of ``gdlab fit --nproc N`` (its process group is set up by launch)."""
     import os
 
-    from .distributed import is_main_process
+    from .train.distributed import is_main_process
 
     if not is_main_process():
         sys.stdout = open(os.devnull, "w")  # rank 0 prints; every rank reports errors
@@ -287,7 +287,7 @@ def _fit_worker(argv) -> None:
 
 
 def cmd_fit(args) -> None:
-    from . import distributed
+    from .train import distributed
 
     if args.nproc is not None:
         from ._checks import check_positive_int
@@ -306,14 +306,14 @@ def cmd_fit(args) -> None:
 def _cmd_fit(args, main_rank: bool) -> None:
     import torch
 
-    from . import runfolder
-    from .checkpoint import latest_checkpoint
-    from .control import LiveControl, read_status
-    from .datasets import describe, load_data
+    from .data.datasets import describe, load_data
     from .lab.compare import DTYPES, check_layers, default_layers, initial_model
     from .lab.runs import accuracy
     from .schedules import constant, parse_schedule
-    from .train import Diverged, Fit
+    from .train import runfolder
+    from .train.callbacks.checkpoint import latest_checkpoint
+    from .train.callbacks.control import LiveControl, read_status
+    from .train.loop import Diverged, Fit
 
     resuming = args.resume is not None
     settings = _resume_settings(args) if resuming else _fit_settings(args)
@@ -421,9 +421,9 @@ def _cmd_fit(args, main_rank: bool) -> None:
 
 
 def _write_fit_results(out, run, dataset, settings, config, label, failure) -> None:
-    from . import runfolder
     from .lab.runs import RunResult, accuracy
     from .report import write_report
+    from .train import runfolder
 
     model, history = run.model, run.history
     lr, schedule_text = settings["lr"], settings["schedule"]
@@ -453,8 +453,8 @@ def _write_fit_results(out, run, dataset, settings, config, label, failure) -> N
 
 def cmd_lr(args) -> None:
     from ._checks import check_positive
-    from .control import read_status, request_lr
-    from .runfolder import read_config
+    from .train.callbacks.control import read_status, request_lr
+    from .train.runfolder import read_config
 
     check_positive("lr", args.lr)
     read_config(args.run_dir)
@@ -476,8 +476,8 @@ def cmd_lr(args) -> None:
 
 
 def cmd_status(args) -> None:
-    from .control import format_status, read_status
-    from .runfolder import read_config
+    from .train.callbacks.control import format_status, read_status
+    from .train.runfolder import read_config
 
     read_config(args.run_dir)
     status = read_status(args.run_dir)

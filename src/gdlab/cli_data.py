@@ -64,7 +64,7 @@ def cmd_make_data(args) -> None:
     write_config(out, "make-data", {"rows": args.rows, "features": args.features,
                                     "classes": args.classes, "seed": args.seed,
                                     "X": x_path.name, "Y": y_path.name})
-    print(f"wrote {x_path} and {y_path}; train on them with gdlab.memmap.open_npy "
+    print(f"wrote {x_path} and {y_path}; train on them with gdlab.data.memmap.open_npy "
           f"(docs/scaling.md)")
 
 
@@ -72,7 +72,7 @@ def register(commands) -> None:
     p = commands.add_parser("make-data", help="write a synthetic classification set as .npy",
                             description="Write a synthetic classification set of --rows × "
                             "--features (X.npy float32, Y.npy int64 class indices) to --out, "
-                            "in chunks, for training from disk (gdlab.memmap).")
+                            "in chunks, for training from disk (gdlab.data.memmap).")
     p.add_argument("--rows", type=int, default=1_000_000, help="examples (default: 1000000)")
     p.add_argument("--features", type=int, default=100, help="features (default: 100)")
     p.add_argument("--classes", type=int, default=2, help="classes (default: 2)")

@@ -23,7 +23,7 @@ def _common(p, epochs: int) -> None:
 
 
 def _setup(args, device):
-    from .datasets import describe, load_data
+    from .data.datasets import describe, load_data
     from .lab.compare import DTYPES, check_layers, default_layers, initial_model
 
     dataset = load_data(args.data, target=args.target, seed=args.seed)

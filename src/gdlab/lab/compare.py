@@ -9,11 +9,11 @@ import time
 import torch
 
 from .._checks import check_choice, check_positive, check_positive_int
-from ..datasets import Dataset
+from ..data.datasets import Dataset
 from ..models import MLP
 from ..optim import OPTIMIZERS
 from ..schedules import constant, parse_schedule
-from ..train import ProgressBar, fit
+from ..train.loop import ProgressBar, fit
 from .runs import RunResult, accuracy
 
 #: α each optimizer starts from unless --lr is given (its customary scale on small networks)

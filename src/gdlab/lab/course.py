@@ -37,7 +37,7 @@ from .._checks import check_choice, check_positive_int
 from ..models import MLP
 from ..optim import GD, Adam, Momentum, RMSProp
 from ..schedules import inverse_time
-from ..train import fit
+from ..train.loop import fit
 from .runs import accuracy
 
 OPTIMIZERS = ("gd", "momentum", "rmsprop", "adam")

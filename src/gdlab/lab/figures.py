@@ -39,13 +39,13 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import schedules
-from ..datasets import load_data
+from ..data.datasets import load_data
 from ..ewa import ewa
 from ..losses import binary_cross_entropy
 from ..models import MLP
 from ..optim import GD
 from ..report.style import DPI, OKABE_ITO, RC, optimizer_color
-from ..train import History, fit
+from ..train.loop import History, fit
 from . import landscape
 
 #: colours of the three batch sizes (batch GD has plain GD's colour)

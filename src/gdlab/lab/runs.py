@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..train import History
+from ..train.loop import History
 
 
 @dataclass

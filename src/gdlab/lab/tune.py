@@ -29,7 +29,7 @@ import torch
 from .._checks import check_positive
 from ..losses import default_loss
 from ..optim import OPTIMIZERS
-from ..train import Fit
+from ..train.loop import Fit
 
 #: below this many training examples the lecture says: use batch gradient descent
 SMALL_M = 2000

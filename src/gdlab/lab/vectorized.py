@@ -32,13 +32,20 @@ import torch
 
 from .. import backprop
 from .._checks import check_positive_int
-from ..data import partition, shuffled_order
+from ..data.batches import partition, shuffled_order
 from ..ewa import bias_correction
 from ..losses import default_loss
 from ..models import MLP
 from ..optim import OPTIMIZERS
 from ..schedules import constant, parse_schedule
-from ..train import SMALL_STEP, History, _check_labels, _prepare_data, _torch_threads, epoch_cost_of
+from ..train.loop import (
+    SMALL_STEP,
+    History,
+    _check_labels,
+    _prepare_data,
+    _torch_threads,
+    epoch_cost_of,
+)
 
 #: the numeric hyperparameters each optimizer's rule takes besides α, and the options that
 #: must be the same for every configuration trained together

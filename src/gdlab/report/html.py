@@ -40,7 +40,7 @@ __all__ = ["write_report", "write_figures_report", "DEFAULT_BETA"]
 def write_report(out_dir, runs, dataset, *, title: str = "gdlab compare", config=None,
                  beta: float = DEFAULT_BETA, extra_figures=()) -> Path:
     """Write the report of ``runs`` (a list of :class:`gdlab.lab.runs.RunResult`) trained on
-    ``dataset`` (a :class:`gdlab.datasets.Dataset`) into ``out_dir`` (created if needed) and
+    ``dataset`` (a :class:`gdlab.data.datasets.Dataset`) into ``out_dir`` (created if needed) and
     return the path of its ``report.html``.
 
     The folder gets ``report.html`` (self-contained: figures embedded as data URIs, inline

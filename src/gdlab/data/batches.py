@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from ._checks import check_positive_int
+from .._checks import check_positive_int
 
 
 def _as_tensor(a, name):
@@ -41,7 +41,7 @@ def minibatches(X, Y, batch_size: int = 64, shuffle: bool = True, seed: int | No
     batch_size = m gives batch gradient descent, 1 gives stochastic gradient descent. Rows are
     gathered once per epoch with one indexing operation on the tensors' own device. The same
     ``seed`` gives the same order; ``order`` (a permutation of range(m)) fixes it explicitly.
-    X and Y may be :class:`gdlab.memmap.MemmapArray` (``.npy`` on disk): then each mini-batch
+    X and Y may be :class:`gdlab.data.memmap.MemmapArray` (``.npy`` on disk): then each mini-batch
     reads only its own rows, sorted within the mini-batch (docs/scaling.md).
     """
     from .memmap import is_lazy
@@ -80,12 +80,12 @@ def partition(X, Y, batch_size):
         yield from zip(X_rows.split(batch_size), Y_rows.split(batch_size), strict=True)
 
 
-#: mini-batches read ahead from disk (gdlab.memmap) while the current one trains
+#: mini-batches read ahead from disk (gdlab.data.memmap) while the current one trains
 PREFETCH = 2
 
 
 def _gathered_batches(X, Y, batch_size, order):
-    """Mini-batches of arrays read on demand (:class:`gdlab.memmap.MemmapArray`): each one
+    """Mini-batches of arrays read on demand (:class:`gdlab.data.memmap.MemmapArray`): each one
     gathers only its rows, sorted within the mini-batch."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor

@@ -192,7 +192,7 @@ def launch(fn, nproc: int, *args, timeout: float = DEFAULT_TIMEOUT, threads: int
     ``threads``: torch's CPU threads per worker (default: the cores shared out, at least 1)."""
     import torch.multiprocessing as mp
 
-    from ._checks import check_positive_int
+    from .._checks import check_positive_int
 
     nproc = check_positive_int("nproc", nproc)
     if threads is None:

@@ -168,7 +168,7 @@ def chunked_order(m: int, chunk_rows: int, generator: torch.Generator | None = N
     order, the rows within each chunk shuffled. Mini-batches cut from it read few, nearly
     contiguous regions of the file (for disks slow at random reads); the price is less mixing
     than a full permutation when ``chunk_rows`` is much larger than the mini-batch."""
-    from ._checks import check_positive_int
+    from .._checks import check_positive_int
 
     chunk_rows = check_positive_int("chunk_rows", chunk_rows)
     n_chunks = -(-m // chunk_rows)

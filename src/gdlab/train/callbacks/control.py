@@ -26,7 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ._checks import check_positive
+from ..._checks import check_positive
 from .checkpoint import atomic_write
 
 CONTROL = "control.json"

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from ._checks import check_positive_int
+from ..._checks import check_positive_int
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"

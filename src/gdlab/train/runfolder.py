@@ -19,9 +19,9 @@ import json
 import math
 from pathlib import Path
 
-from . import __version__
-from .checkpoint import CHECKPOINT, PREVIOUS, atomic_write
-from .control import CONTROL, STATUS
+from .. import __version__
+from .callbacks.checkpoint import CHECKPOINT, PREVIOUS, atomic_write
+from .callbacks.control import CONTROL, STATUS
 
 CONFIG = "config.json"
 HISTORY = "history.csv"

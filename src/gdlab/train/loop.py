@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch.optim import optimizer as torch_optimizer
 
-from ._checks import check_positive, check_positive_int
-from .data import checked_order, minibatches, partition, shuffled_order
-from .ewa import EWA, ewa
-from .losses import default_loss
-from .memmap import is_lazy
+from .._checks import check_positive, check_positive_int
+from ..data.batches import checked_order, minibatches, partition, shuffled_order
+from ..data.memmap import is_lazy
+from ..ewa import EWA, ewa
+from ..losses import default_loss
 
 
 @dataclass
@@ -119,7 +119,8 @@ class Fit:
 
     ``state_dict()`` / ``load_state_dict()`` hold everything a run needs to continue bit for
     bit (model, optimizer, schedule, epoch_num, t, history, manual α, every RNG state); see
-    :mod:`gdlab.checkpoint`. Callbacks may define ``on_fit_start``, ``on_epoch_end``,
+    :mod:`gdlab.train.callbacks.checkpoint`. Callbacks may define ``on_fit_start``,
+    ``on_epoch_end``,
     ``on_fit_end`` and ``on_interrupt`` (after Ctrl-C, with the state at an epoch boundary).
     """
 
@@ -183,8 +184,8 @@ class Fit:
         self._in_epoch = False
         self.run_dir = run_dir
         if run_dir is not None and self.rank == 0:  # only rank 0 writes
-            from .checkpoint import Checkpoint
-            from .control import LiveControl
+            from .callbacks.checkpoint import Checkpoint
+            from .callbacks.control import LiveControl
 
             self.callbacks += [Checkpoint(run_dir, every=checkpoint_every),
                                LiveControl(run_dir)]
@@ -617,7 +618,7 @@ class Fit:
         or run folder, or a state dict."""
         from pathlib import Path
 
-        from .checkpoint import latest_checkpoint, read_checkpoint
+        from .callbacks.checkpoint import latest_checkpoint, read_checkpoint
 
         if isinstance(resume, dict):
             self.load_state_dict(resume)
@@ -683,7 +684,7 @@ def _set_rng_state(state: dict, generator) -> None:
 
 def _check_labels(model, Y) -> None:
     """Labels that the default cost of a gdlab MLP can take, or a ValueError saying why not."""
-    from .models import MLP
+    from ..models import MLP
 
     if not isinstance(model, MLP):
         return
@@ -724,7 +725,7 @@ BACKPROPS = ("auto", "closed_form", "autograd")
 def _closed_form_backprop(backprop, model, forward, loss, in_memory):
     """The :class:`gdlab.backprop.MLPBackprop` that computes the gradients, or None for
     autograd. "auto" takes the closed form wherever it computes what autograd would."""
-    from . import backprop as closed_form
+    from .. import backprop as closed_form
 
     if backprop not in BACKPROPS:
         raise ValueError(f"backprop must be one of {', '.join(BACKPROPS)}, got {backprop!r}")
@@ -801,7 +802,7 @@ class ProgressBar:
 
 def _prepare_data(model, X, Y):
     """X and Y as tensors on the model's device, X in its dtype; checks shapes and values.
-    Arrays read from disk (:class:`gdlab.memmap.MemmapArray`) stay there: their rows are read
+    Arrays read from disk (:class:`gdlab.data.memmap.MemmapArray`) stay there: their rows are read
     and converted per mini-batch, and not checked ahead."""
     if is_lazy(X) or is_lazy(Y):
         X, Y = (a if is_lazy(a) else torch.as_tensor(a) for a in (X, Y))
@@ -863,7 +864,7 @@ def fit(model, X, Y, optimizer, *, epochs, batch_size=64, loss=None, schedule=No
       newest good checkpoint in ``run_dir`` (if any); or a checkpoint file, a run folder or a
       :meth:`Fit.state_dict`.
 
-    Scaling out (see docs/scaling.md): ``X`` and ``Y`` may be :class:`gdlab.memmap.MemmapArray`
+    Scaling out (see docs/scaling.md): ``X`` and ``Y`` may be :class:`gdlab.data.memmap.MemmapArray`
     (``.npy`` files read per mini-batch). Run under ``torchrun`` (or
     :func:`gdlab.distributed.launch`) the fit is data-parallel: each mini-batch is split across
     the ranks, the gradients are summed so that every rank takes the step one process would
