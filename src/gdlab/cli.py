@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from ._files import write_config
 from .lab.compare import DEFAULT_DECAY
 from .optim import OPTIMIZERS
 
@@ -87,11 +88,6 @@ def check_out_dir(path: str, force: bool) -> Path:
             raise CommandError(f"--out {path!r} exists and is not a gdlab output folder; "
                                f"choose another folder or add --force")
     return out
-
-
-def write_config(out: Path, command: str, config: dict) -> None:
-    config = {"gdlab": __version__, "command": command, **config}
-    (out / MARKER).write_text(json.dumps(config, indent=2) + "\n")
 
 
 def _load(args):
@@ -308,7 +304,7 @@ def _cmd_fit(args, main_rank: bool) -> None:
 
     from .data.datasets import describe, load_data
     from .lab.compare import DTYPES, check_layers, default_layers, initial_model
-    from .lab.runs import accuracy
+    from .models import accuracy
     from .schedules import constant, parse_schedule
     from .train import runfolder
     from .train.callbacks.checkpoint import latest_checkpoint
@@ -380,7 +376,7 @@ def _cmd_fit(args, main_rank: bool) -> None:
     if not main_rank:
         pass  # only rank 0 writes the run folder
     elif resuming:
-        runfolder.write_config(out, config)
+        write_config(out, "fit", config)
     else:
         runfolder.start(out, config)
     print(describe(dataset))
@@ -421,7 +417,8 @@ def _cmd_fit(args, main_rank: bool) -> None:
 
 
 def _write_fit_results(out, run, dataset, settings, config, label, failure) -> None:
-    from .lab.runs import RunResult, accuracy
+    from .lab.runs import RunResult
+    from .models import accuracy
     from .report import write_report
     from .train import runfolder
 

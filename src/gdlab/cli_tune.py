@@ -128,7 +128,8 @@ def cmd_sweep(args) -> None:
     import math
 
     from .lab import sweep
-    from .lab.runs import RunResult, accuracy
+    from .lab.runs import RunResult
+    from .models import accuracy
     from .report import write_report
 
     items, _ = _space_items(args)

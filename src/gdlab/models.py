@@ -67,3 +67,37 @@ class MLP(nn.Module):
 
     def extra_repr(self) -> str:
         return f"layer_dims={self.layer_dims}, hidden={self.hidden!r}, output={self.output!r}"
+
+
+def predict(model: nn.Module, X) -> torch.Tensor:
+    """The model's output on the rows of ``X`` (in its dtype and on its device), computed in
+    eval mode (dropout off, batch-norm statistics frozen) without gradients; the model's mode
+    is restored afterwards."""
+    parameter = next(model.parameters(), None)
+    dtype = parameter.dtype if parameter is not None else torch.get_default_dtype()
+    device = parameter.device if parameter is not None else None
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(torch.as_tensor(X, dtype=dtype, device=device))
+    finally:
+        model.train(was_training)
+
+
+def predicted_labels(model: nn.Module, X, task: str) -> torch.Tensor:
+    """Predicted labels (binary: a > 0.5, multiclass: argmax) or values (regression)."""
+    output = predict(model, X)
+    if task == "binary":
+        return (output > 0.5).long().reshape(-1)
+    if task == "multiclass":
+        return output.argmax(dim=-1)
+    return output
+
+
+def accuracy(model: nn.Module, X, Y, task: str) -> float | None:
+    """Fraction of examples predicted right; None for regression or no examples."""
+    if task == "regression" or len(X) == 0:
+        return None
+    predicted = predicted_labels(model, X, task).cpu()
+    return float((predicted == torch.as_tensor(Y).reshape(-1).long()).double().mean())

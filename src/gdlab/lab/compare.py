@@ -10,11 +10,11 @@ import torch
 
 from .._checks import check_choice, check_positive, check_positive_int
 from ..data.datasets import Dataset
-from ..models import MLP
+from ..models import MLP, accuracy
 from ..optim import OPTIMIZERS
 from ..schedules import constant, parse_schedule
 from ..train.loop import ProgressBar, fit
-from .runs import RunResult, accuracy
+from .runs import RunResult
 
 #: α each optimizer starts from unless --lr is given (its customary scale on small networks)
 DEFAULT_LR = {"gd": 0.1, "momentum": 0.1, "rmsprop": 0.005, "adam": 0.005}

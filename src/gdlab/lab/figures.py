@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib import rc_context
 from matplotlib.figure import Figure
 from torch import nn
 
@@ -44,7 +43,7 @@ from ..ewa import ewa
 from ..losses import binary_cross_entropy
 from ..models import MLP
 from ..optim import GD
-from ..report.style import DPI, OKABE_ITO, RC, optimizer_color
+from ..report.style import DPI, OKABE_ITO, optimizer_color, styled
 from ..train.loop import History, fit
 from . import landscape
 
@@ -56,15 +55,6 @@ BETA_COLORS = {0.9: OKABE_ITO["vermillion"], 0.98: OKABE_ITO["bluish_green"],
                0.5: OKABE_ITO["orange"]}
 DATA_COLOR = "#6e7781"
 J_T = r"$J^{\{t\}}$"
-
-
-def _styled(function):
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        with rc_context(RC):
-            return function(*args, **kwargs)
-
-    return wrapper
 
 
 @dataclass
@@ -109,7 +99,7 @@ def minibatch_cost_runs(*, iterations: int = 300, batch_size: int = 64, lr: floa
     return runs
 
 
-@_styled
+@styled
 def minibatch_cost(runs: list[CostRun] | None = None, *, beta: float = 0.9, **kwargs) -> Figure:
     """Two panels, the same y axis: the cost J^{t} of each iteration t of batch GD (falls every
     step) and of mini-batch GD (noisy, trending down, with its bias-corrected EWA)."""
@@ -247,7 +237,7 @@ def batch_sgd_paths_data(*, seed: int = 0, lr: float = 1.0, batch_size: int = 16
     return Paths(problem, paths)
 
 
-@_styled
+@styled
 def batch_sgd_paths(data: Paths | None = None, **kwargs) -> Figure:
     """Contours of the logistic-regression cost J(w₁, w₂) with the paths of batch GD (steady),
     mini-batch GD (a little noisy) and SGD (wandering around the minimum), same α and start."""
@@ -324,7 +314,7 @@ def _beta_colors(betas) -> list[str]:
     return colors
 
 
-@_styled
+@styled
 def smoothing_figure(theta, betas, *, bias_correction: bool = True, name: str = "θ",
                      unit: str = "", xlabel: str = "t", ylabel: str | None = None,
                      title: str | None = None, window_unit: str = "steps") -> Figure:
@@ -351,7 +341,7 @@ def smoothing_figure(theta, betas, *, bias_correction: bool = True, name: str = 
     return fig
 
 
-@_styled
+@styled
 def ewa_temperatures(temps: Temperatures | None = None, betas=(0.9, 0.98, 0.5)) -> Figure:
     """The daily temperatures θ_t as points and their bias-corrected EWA v̂_t with each β:
     β = 0.9 follows the weather of about 10 days, 0.98 is smoother and lags, 0.5 is noisy."""
@@ -366,7 +356,7 @@ def ewa_temperatures(temps: Temperatures | None = None, betas=(0.9, 0.98, 0.5)) 
     return fig
 
 
-@_styled
+@styled
 def bias_correction(temps: Temperatures | None = None, beta: float = 0.98,
                     days: int = 56) -> Figure:
     """The first ``days`` days: v_t with β = 0.98 starts at v₀ = 0 and stays far below the
@@ -396,7 +386,7 @@ def bias_correction(temps: Temperatures | None = None, beta: float = 0.98,
 # ---------------------------------------------------------------- 5. oscillation
 
 
-@_styled
+@styled
 def oscillation(paths: dict | None = None, functions=("elongated", "rosenbrock")) -> Figure:
     """One panel per test function: the contours and the paths of GD, Momentum, RMSProp and
     Adam from the same start (each with its own α). On the elongated bowl GD zig-zags across
@@ -466,7 +456,7 @@ SCHEDULE_COLORS = [OKABE_ITO[k] for k in ("black", "blue", "vermillion", "bluish
 SCHEDULE_STYLES = [(0, (5, 3)), "-", "-", "-", "-", "-"]
 
 
-@_styled
+@styled
 def learning_rate_decay(data: Decay | None = None, **kwargs) -> Figure:
     """Left and middle: near the minimum, mini-batch GD with constant α keeps circling it; the
     same run with α = α₀/(1 + decay_rate·epoch_num) settles into it (both drawn from the

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
 from ..train.loop import History
@@ -29,23 +28,3 @@ class RunResult:
     def final_cost(self) -> float:
         """The last epoch's cost (NaN before any epoch)."""
         return self.history.epoch_costs[-1] if self.history.epoch_costs else float("nan")
-
-
-def predict(model: nn.Module, X, task: str):
-    """Predicted labels (binary: a > 0.5, multiclass: argmax) or values (regression)."""
-    parameter = next(model.parameters())
-    with torch.no_grad():
-        output = model(torch.as_tensor(X, dtype=parameter.dtype, device=parameter.device))
-    if task == "binary":
-        return (output > 0.5).long().reshape(-1)
-    if task == "multiclass":
-        return output.argmax(dim=-1)
-    return output
-
-
-def accuracy(model: nn.Module, X, Y, task: str) -> float | None:
-    """Fraction of examples predicted right; None for regression or no examples."""
-    if task == "regression" or len(X) == 0:
-        return None
-    predicted = predict(model, X, task).cpu()
-    return float((predicted == torch.as_tensor(Y).reshape(-1).long()).double().mean())

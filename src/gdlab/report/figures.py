@@ -16,36 +16,23 @@ every point is drawn as is.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 import torch
-from matplotlib import rc_context
 from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..ewa import ewa
-from .style import CLASS_COLORS, RC, lighten, optimizer_marker, plain, run_style
+from ..models import predict
+from .style import CLASS_COLORS, lighten, optimizer_marker, plain, run_style, styled
 
 MAX_POINTS = 2000
 CLASSIFICATION_TASKS = ("binary", "multiclass")
 
 __all__ = ["cost_per_iteration", "epoch_cost", "learning_rate", "decision_boundary",
            "has_decision_boundary", "accuracy_text"]
-
-
-def _styled(function):
-    """Build the figure under the report's matplotlib settings (artists read rcParams when
-    they are created)."""
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        with rc_context(RC):
-            return function(*args, **kwargs)
-
-    return wrapper
 
 
 def _check_runs(runs) -> list:
@@ -116,7 +103,7 @@ def accuracy_text(accuracy) -> str:
     return f"{100 * float(accuracy):.1f} %"
 
 
-@_styled
+@styled
 def cost_per_iteration(runs, beta: float = 0.98, *, max_points: int | None = MAX_POINTS,
                        ncols: int = 2, smoothed=None) -> Figure:
     """One panel per run: the cost J^{t} of every mini-batch t, faint, and on top its
@@ -193,7 +180,7 @@ def _per_epoch_figure(runs, series, ylabel: str, title: str) -> Figure:
     return fig
 
 
-@_styled
+@styled
 def epoch_cost(runs) -> Figure:
     """The cost J of each epoch (averaged over all m training examples), every run on one
     axis; logarithmic y when the costs span a decade or more."""
@@ -201,7 +188,7 @@ def epoch_cost(runs) -> Figure:
                              "Cost J of each epoch (average over the m training examples)")
 
 
-@_styled
+@styled
 def learning_rate(runs) -> Figure:
     """The learning rate α of each epoch, every run on one axis; logarithmic y when the rates
     span a decade or more. Decayed runs are dashed."""
@@ -220,22 +207,7 @@ def _class_indices(Y) -> np.ndarray:
     return (Y[:, 0] if Y.ndim > 1 else Y).astype(np.int64)
 
 
-def _predict(model, X: np.ndarray) -> np.ndarray:
-    """The model's output on the rows of X, shape (m, n_y), in eval mode and without grad."""
-    parameter = next(model.parameters(), None)
-    dtype = parameter.dtype if parameter is not None else torch.get_default_dtype()
-    device = parameter.device if parameter is not None else None
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(torch.as_tensor(X, dtype=dtype, device=device))
-    finally:
-        model.train(was_training)
-    return out.detach().to("cpu", torch.float64).numpy().reshape(len(X), -1)
-
-
-@_styled
+@styled
 def decision_boundary(runs, dataset, *, resolution: int = 150,
                       max_points: int = 2000, ncols: int = 4) -> Figure:
     """One panel per run: the trained network's prediction over a grid around the training
@@ -274,7 +246,7 @@ def decision_boundary(runs, dataset, *, resolution: int = 150,
         "gdlab_binary", [lighten(colors[0], 0.45), "#ffffff", lighten(colors[1], 0.45)])
     feature_names = list(dataset.feature_names or []) + ["x₁", "x₂"]
     for ax, run in zip(axes, runs, strict=False):
-        out = _predict(run.model, grid)
+        out = predict(run.model, grid).to("cpu", torch.float64).numpy().reshape(len(grid), -1)
         if dataset.task == "binary" and out.shape[1] == 1:
             p = np.ma.masked_invalid(out[:, 0].reshape(xx.shape))
             ax.contourf(xx, yy, p, levels=np.linspace(0, 1, 11), cmap=binary_cmap,

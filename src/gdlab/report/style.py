@@ -10,6 +10,7 @@ depends on (or changes) pyplot's state or the interactive backend, and PNGs rend
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 OKABE_ITO = {
@@ -98,3 +99,17 @@ def run_style(run) -> dict:
 def plain(text) -> str:
     """A user's string for a matplotlib label, shown literally: ``$`` would start mathtext."""
     return str(text).replace("$", r"\$")
+
+
+def styled(function):
+    """Build the figure under the report's matplotlib settings ``RC`` (artists read rcParams
+    when they are created)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        from matplotlib import rc_context
+
+        with rc_context(RC):
+            return function(*args, **kwargs)
+
+    return wrapper

@@ -19,11 +19,10 @@ import json
 import math
 from pathlib import Path
 
-from .. import __version__
-from .callbacks.checkpoint import CHECKPOINT, PREVIOUS, atomic_write
+from .._files import CONFIG, atomic_write, write_config
+from .callbacks.checkpoint import CHECKPOINT, PREVIOUS
 from .callbacks.control import CONTROL, STATUS
 
-CONFIG = "config.json"
 HISTORY = "history.csv"
 EVENTS = "events.json"
 WEIGHTS = "model.safetensors"
@@ -73,12 +72,7 @@ def start(run_dir: Path, config: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
-    write_config(run_dir, config)
-
-
-def write_config(run_dir: Path, config: dict) -> None:
-    config = {"gdlab": __version__, "command": "fit", **config}
-    atomic_write(run_dir / CONFIG, json.dumps(config, indent=2) + "\n")
+    write_config(run_dir, "fit", config)
 
 
 def _json_safe(value):

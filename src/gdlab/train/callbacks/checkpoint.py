@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from ..._checks import check_positive_int
+from ..._files import fsync_dir, temporary
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
@@ -41,7 +42,7 @@ VERSION = 1
 TEST_DELAY_ENV = "GDLAB_TEST_CHECKPOINT_DELAY"
 
 __all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "read_checkpoint",
-           "latest_checkpoint", "atomic_write", "CHECKPOINT", "PREVIOUS"]
+           "latest_checkpoint", "CHECKPOINT", "PREVIOUS"]
 
 
 class CheckpointError(ValueError):
@@ -53,45 +54,6 @@ def _test_delay() -> float:
         return max(0.0, float(os.environ.get(TEST_DELAY_ENV, "0") or 0))
     except ValueError:
         return 0.0
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def atomic_write(path, data: bytes | str, *, durable: bool = True) -> Path:
-    """Write ``data`` to ``path`` through a temporary file renamed into place: readers see the
-    old content or the new, never a part. ``durable`` also flushes it to the disk (fsync)."""
-    path = Path(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    tmp = _temporary(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if durable:
-        _fsync_dir(path.parent)
-    return path
 
 
 def _encode(state: dict) -> bytes:
@@ -111,10 +73,10 @@ def save_checkpoint(state: dict, run_dir) -> Path:
     data = _encode(state)
     path, previous = run_dir / CHECKPOINT, run_dir / PREVIOUS
     for stale in run_dir.glob(f".{CHECKPOINT}.*.tmp"):  # left by a process killed mid-write
-        if stale != _temporary(path):
+        if stale != temporary(path):
             stale.unlink(missing_ok=True)
     delay = _test_delay()
-    tmp = _temporary(path)
+    tmp = temporary(path)
     with open(tmp, "wb") as f:
         if delay:
             f.write(data[:len(data) // 2])
@@ -128,7 +90,7 @@ def save_checkpoint(state: dict, run_dir) -> Path:
         if delay:
             time.sleep(delay)
     os.replace(tmp, path)
-    _fsync_dir(run_dir)
+    fsync_dir(run_dir)
     return path
 
 

@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 
 from ..._checks import check_positive
-from .checkpoint import atomic_write
+from ..._files import atomic_write
 
 CONTROL = "control.json"
 STATUS = "status.json"
