@@ -12,6 +12,7 @@ from ._checks import check_choice, check_positive_int
 HIDDEN = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
 OUTPUTS = ("sigmoid", "softmax", "linear")
 INITS = ("he", "xavier", "torch")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class MLP(nn.Module):
@@ -101,3 +102,28 @@ def accuracy(model: nn.Module, X, Y, task: str) -> float | None:
         return None
     predicted = predicted_labels(model, X, task).cpu()
     return float((predicted == torch.as_tensor(Y).reshape(-1).long()).double().mean())
+
+
+def default_layers(dataset) -> list[int]:
+    """[n_x, 16, 8, n_y]: small enough to train in seconds, big enough to fit curved data."""
+    return [dataset.n_features, 16, 8, dataset.n_outputs]
+
+
+def check_layers(layers, dataset) -> list[int]:
+    layers = list(layers)
+    if len(layers) < 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1
+                              for n in layers):
+        raise ValueError(f"layers must be at least two positive integers like 2,5,2,1, "
+                         f"got {layers}")
+    if layers[0] != dataset.n_features or layers[-1] != dataset.n_outputs:
+        raise ValueError(f"layers {','.join(map(str, layers))} don't match the data "
+                         f"{dataset.name!r}: it needs {dataset.n_features} inputs and "
+                         f"{dataset.n_outputs} output(s), e.g. "
+                         f"{','.join(map(str, default_layers(dataset)))}")
+    return layers
+
+
+def initial_model(dataset, layers, seed: int, dtype=torch.float32) -> MLP:
+    """The network every run starts from, He-initialized from ``seed``."""
+    torch.manual_seed(seed)
+    return MLP(layers, output=dataset.output).to(dtype)

@@ -10,7 +10,7 @@ import torch
 
 from .._checks import check_choice, check_positive, check_positive_int
 from ..data.datasets import Dataset
-from ..models import MLP, accuracy
+from ..models import DTYPES, MLP, accuracy, check_layers, default_layers, initial_model
 from ..optim import OPTIMIZERS
 from ..schedules import constant, parse_schedule
 from ..train.loop import ProgressBar, fit
@@ -21,26 +21,7 @@ DEFAULT_LR = {"gd": 0.1, "momentum": 0.1, "rmsprop": 0.005, "adam": 0.005}
 #: the decay each optimizer is also run with (the assignment's interval form):
 #: α = α₀/(1 + ⌊epoch_num/50⌋)
 DEFAULT_DECAY = "inverse_time:decay_rate=1,time_interval=50"
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-
-def default_layers(dataset: Dataset) -> list[int]:
-    """[n_x, 16, 8, n_y]: small enough to train in seconds, big enough to fit curved data."""
-    return [dataset.n_features, 16, 8, dataset.n_outputs]
-
-
-def check_layers(layers, dataset: Dataset) -> list[int]:
-    layers = list(layers)
-    if len(layers) < 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1
-                              for n in layers):
-        raise ValueError(f"layers must be at least two positive integers like 2,5,2,1, "
-                         f"got {layers}")
-    if layers[0] != dataset.n_features or layers[-1] != dataset.n_outputs:
-        raise ValueError(f"layers {','.join(map(str, layers))} don't match the data "
-                         f"{dataset.name!r}: it needs {dataset.n_features} inputs and "
-                         f"{dataset.n_outputs} output(s), e.g. "
-                         f"{','.join(map(str, default_layers(dataset)))}")
-    return layers
 
 
 def make_optimizer(name: str, params, lr: float, flat: bool = True):
@@ -73,12 +54,6 @@ def train_run(dataset: Dataset, initial: MLP, optimizer: str, lr: float, schedul
                      test_accuracy=accuracy(model, dataset.X_test, dataset.Y_test, dataset.task),
                      config={"optimizer": optimizer, "lr": lr, "schedule": schedule_label,
                              "epochs": epochs, "batch_size": batch_size, "seed": seed})
-
-
-def initial_model(dataset: Dataset, layers, seed: int, dtype=torch.float32) -> MLP:
-    """The network every run starts from, He-initialized from ``seed``."""
-    torch.manual_seed(seed)
-    return MLP(layers, output=dataset.output).to(dtype)
 
 
 def compare(dataset: Dataset, *, layers=None, optimizers=tuple(OPTIMIZERS), lr=None,
