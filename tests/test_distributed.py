@@ -37,7 +37,7 @@ def _train_all(shard):
                             batch_size=batch_size, seed=5, progress=False,
                             shard_optimizer_state=shard)
             size = distributed.world()[1]
-            assert run.world_size == size and run._sharded == (shard and size > 1)
+            assert run.world_size == size and run.sharded == (shard and size > 1)
             history = run.run()
             params = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
             results[(name, m, batch_size)] = (params, torch.tensor(history.costs))
@@ -117,4 +117,4 @@ def test_single_process_is_not_distributed():
     X, Y = _data(10)
     run = gdlab.Fit(model, X, Y, gdlab.GD(model.parameters()), epochs=1, batch_size=5,
                     progress=False, shard_optimizer_state=True)
-    assert run.world_size == 1 and run._replicas is None and not run._sharded
+    assert run.world_size == 1 and run.replicas is None and not run.sharded

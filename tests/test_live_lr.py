@@ -59,7 +59,7 @@ def test_request_applies_at_the_next_mini_batch_and_is_recorded(tmp_path):
             asker = threading.Thread(target=lambda: answers.append(
                 request_lr(tmp_path, 0.001, wait=10)))
             asker.start()
-            _wait(lambda: run._pending_lr is not None)  # the watcher has read the request
+            _wait(lambda: run.learning_rate.pending is not None)  # the watcher has read the request
 
     optimizer.register_step_pre_hook(record)
     optimizer.register_step_post_hook(request_at_step_7)

@@ -32,7 +32,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from .losses import binary_cross_entropy, cross_entropy, default_loss, squared_error
+from .losses import OUTPUT_COSTS, cross_entropy, default_loss
 
 #: C networks' layer l as one block-diagonal product while its C²·n_l·n_{l-1} entries are fewer
 BLOCK_DIAGONAL_MAX = 1 << 17
@@ -153,6 +153,7 @@ class MLPBackprop:
 
     def __init__(self, model):
         self.hidden, self.output = model.hidden, model.output
+        self.cost_of = OUTPUT_COSTS[model.output]  # J, g and s of dZ^[L] = s·(g(Z) − target)
         self.slope = getattr(model.activation, "negative_slope", 0.0)
         # A = g(Z) in place, and dZ = dA ⊙ g'(Z) from (dA, A): bound once, called every layer
         self._activate, self._backward_activation = _hidden_kernels(self.hidden, self.slope)
@@ -162,7 +163,7 @@ class MLPBackprop:
         """Y as Z's targets: (m, n_y) in Z's dtype, (m, 1, n_y) for C networks' Z (m, C, n_y)
         (as Y may come already)."""
         m, n_y = Z.shape[0], Z.shape[-1]
-        if self.output == "softmax":
+        if self.cost_of.class_indices:
             target = F.one_hot(Y.reshape(-1).long(), n_y).to(Z.dtype)
         elif Y.shape == (m, n_y) and Y.dtype == Z.dtype:
             target = Y
@@ -179,18 +180,15 @@ class MLPBackprop:
         network, (m, C, n_y) for C; Y holds the m rows' targets; G is written into ``out`` if
         given. Every later dZ^[l] is s times the same products of G, so s can be applied once
         per gradient, in the products that make it."""
-        target = self._target(Z, Y)
-        if self.output == "softmax":
-            return torch.softmax(Z, -1, out=out).sub_(target)
-        if self.output == "sigmoid":
-            return torch.sigmoid(Z, out=out).sub_(target)
-        return torch.sub(Z, target, out=out)
+        target, activation = self._target(Z, Y), self.cost_of.activation
+        if activation is None:
+            return torch.sub(Z, target, out=out)
+        return activation(Z, out=out).sub_(target)
 
     def _scale(self, m, n_y):
         """s of dZ^[L] = s·G for m rows of n_y outputs (see :meth:`_output_G`)."""
-        if self.output == "softmax":
-            return 1 / m
-        return (1 if self.output == "sigmoid" else 2) / (m * n_y)
+        cost = self.cost_of
+        return cost.scale / (m * n_y if cost.per_output else m)
 
     def _kept(self, weights, biases, X):
         """What the closed form keeps for these parameters (:class:`_Kept` for one network,
@@ -214,7 +212,7 @@ class MLPBackprop:
     def row_costs(self, Z, Y):
         """Each row's cost, averaged over its n_y outputs (as :mod:`gdlab.losses` averages):
         shape (m,) for one network's Z (m, n_y), (m, C) for C networks' Z (m, C, n_y)."""
-        if self.output == "softmax":
+        if self.cost_of.class_indices:
             if Z.dim() == 3:  # classes in dimension 1, the C networks after them
                 return cross_entropy(Z.transpose(1, 2), Y.reshape(-1, 1).expand(Z.shape[:2]),
                                      reduction="none")
@@ -222,8 +220,7 @@ class MLPBackprop:
         target = self._target(Z, Y)
         if target.shape != Z.shape:
             target = target.expand_as(Z)
-        loss = binary_cross_entropy if self.output == "sigmoid" else squared_error
-        per_output = loss(Z, target, reduction="none")
+        per_output = self.cost_of.loss(Z, target, reduction="none")
         return per_output.squeeze(-1) if Z.shape[-1] == 1 else per_output.mean(-1)
 
     def cost(self, Z, Y):

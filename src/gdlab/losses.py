@@ -7,6 +7,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,21 +46,72 @@ def squared_error(y_hat, Y, reduction="mean"):
     return F.mse_loss(y_hat, Y.reshape(y_hat.shape).to(y_hat.dtype), reduction=reduction)
 
 
+@dataclass(frozen=True)
+class OutputCost:
+    """The cost a gdlab MLP's output implies, and what its closed-form backward propagation
+    (:mod:`gdlab.backprop`) needs of it: J from the logits Z^[L] by ``loss``, and
+
+        dZ^[L] = s·(g(Z^[L]) − target),  s = scale/(m·n_y), or scale/m if not ``per_output``
+
+    with g = ``activation`` (None: the identity) and the target Y, or one_hot(Y) where Y holds
+    ``class_indices``."""
+
+    loss: Callable
+    activation: Callable | None
+    scale: int
+    per_output: bool
+    class_indices: bool
+
+
+#: the one table of output → cost, read by :func:`default_loss` and :mod:`gdlab.backprop`
+OUTPUT_COSTS = {
+    "sigmoid": OutputCost(binary_cross_entropy, torch.sigmoid, 1, True, False),
+    "softmax": OutputCost(cross_entropy, partial(torch.softmax, dim=-1), 1, False, True),
+    "linear": OutputCost(squared_error, None, 2, True, False),
+}
+
+
 def default_loss(model):
-    """(forward, loss) implied by the model's output: a gdlab MLP is run to its logits;
-    a model ending in ``nn.Sigmoid``/``nn.Softmax`` gets cross-entropy on its probabilities;
-    anything else gets squared error."""
+    """(forward, loss) implied by the model's output: a gdlab MLP is run to its logits and gets
+    its output's cost (:data:`OUTPUT_COSTS`); a model ending in ``nn.Sigmoid``/``nn.Softmax``
+    gets cross-entropy on its probabilities; anything else gets squared error."""
     from .models import MLP
 
     if isinstance(model, MLP):
-        if model.output == "sigmoid":
-            return model.logits, binary_cross_entropy
-        if model.output == "softmax":
-            return model.logits, cross_entropy
-        return model, squared_error
+        cost = OUTPUT_COSTS[model.output]
+        return (model if cost.activation is None else model.logits), cost.loss
     last = list(model.modules())[-1]
     if isinstance(last, nn.Sigmoid):
         return model, binary_cross_entropy_of_probabilities
     if isinstance(last, nn.Softmax):
         return model, negative_log_likelihood_of_probabilities
     return model, squared_error
+
+
+def check_targets(model, Y) -> None:
+    """Labels that the default cost of a gdlab MLP can take, or a ValueError saying why not."""
+    from .models import MLP
+
+    if not isinstance(model, MLP):
+        return
+    m, n_y, output = Y.shape[0], model.layer_dims[-1], model.output
+    values = Y.double() if Y.numel() else Y
+    if output == "softmax":
+        if Y.numel() != m:
+            raise ValueError(f"a softmax output takes one class index per example (Y of shape "
+                             f"({m},)), got Y of shape {tuple(Y.shape)}")
+        low, high = float(values.min()), float(values.max())
+        if not bool((values == values.round()).all()) or low < 0 or high >= n_y:
+            raise ValueError(f"labels must be class indices 0..{n_y - 1} for a softmax output "
+                             f"of {n_y} classes (cross-entropy), got values from {low:g} to "
+                             f"{high:g}")
+        return
+    if Y.numel() != m * n_y:
+        raise ValueError(f"a {output} output of {n_y} unit{'s' if n_y > 1 else ''} takes Y of "
+                         f"shape ({m}, {n_y}){f' or ({m},)' if n_y == 1 else ''}, got Y of "
+                         f"shape {tuple(Y.shape)}")
+    if output == "sigmoid":
+        low, high = float(values.min()), float(values.max())
+        if low < 0 or high > 1:
+            raise ValueError(f"labels must be in [0, 1] for a sigmoid output (binary "
+                             f"cross-entropy), got values from {low:g} to {high:g}")

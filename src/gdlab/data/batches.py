@@ -104,3 +104,226 @@ def _gathered_batches(X, Y, batch_size, order):
             if start is not None:
                 queue.append(pool.submit(read, start))
             yield batch
+
+
+# --- batch sources: the one input of the training loop --------------------------------------
+
+
+class Epoch:
+    """One epoch's mini-batches from a batch source: iterate it for the argument tuples of the
+    loop's gradient computation, usually ``(X^{t}, Y^{t})``. ``sizes`` holds each mini-batch's
+    m_t once iterated (the epoch cost is Σ_t m_t·J^{t} / Σ_t m_t); ``Y``, where the source
+    has it, all targets in the epoch's order; ``batch_size`` the size of all mini-batches but
+    the last (None where they vary)."""
+
+    def __init__(self, batches, sizes=None, Y=None, batch_size=None):
+        self.batches, self.sizes, self.Y, self.batch_size = batches, sizes, Y, batch_size
+        self._count = sizes is None
+
+    def __iter__(self):
+        if not self._count:
+            return iter(self.batches)
+        self.sizes = []
+        return self._counted()
+
+    def _counted(self):
+        for batch in self.batches:
+            self.sizes.append(int(batch[0].shape[0]))
+            yield batch
+
+
+def batch_sizes(m: int, batch_size: int) -> list[int]:
+    """m_t of each mini-batch when m rows are cut into mini-batches of ``batch_size``, the
+    last with the rest."""
+    full, rest = divmod(m, batch_size)
+    return [batch_size] * full + [rest] * (rest > 0)
+
+
+def _check_rows(X, Y):
+    if len(X.shape) < 1 or X.shape[0] == 0:
+        raise ValueError("X must hold at least one example (one row)")
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X and Y must have the same number of rows (examples), got "
+                         f"{X.shape[0]} and {Y.shape[0]}")
+
+
+def _to(X_t, Y_t, device, dtype):
+    """A mini-batch on ``device``: floating-point tensors in ``dtype``, others (class indices,
+    token ids) as they are."""
+    def moved(a):
+        return a.to(device=device, dtype=dtype if a.is_floating_point() else a.dtype)
+
+    return moved(X_t), moved(Y_t)
+
+
+class TensorBatches:
+    """In-memory X and Y: each epoch one gather of the rows in the epoch's order, then views of
+    ``batch_size`` rows (no per-example work). X is moved to ``device`` in ``dtype``, Y too if
+    it holds floats; both are checked for NaN/inf once."""
+
+    ordered = True  # the loop chooses the order of the rows
+
+    def __init__(self, X, Y, batch_size: int, *, device=None, dtype=None):
+        X, Y = torch.as_tensor(X), torch.as_tensor(Y)
+        _check_rows(X, Y)
+        dtype = dtype or torch.get_default_dtype()
+        X = X.to(device=device if device is not None else X.device, dtype=dtype)
+        if not torch.isfinite(X).all():
+            raise ValueError("X contains NaN or infinite values")
+        Y = Y.to(device=X.device, dtype=dtype if Y.is_floating_point() else Y.dtype)
+        if Y.is_floating_point() and not torch.isfinite(Y).all():
+            raise ValueError("Y contains NaN or infinite values")
+        self.X, self.Y, self.m = X, Y, X.shape[0]
+        self.batch_size = _checked_batch_size(batch_size, self.m)
+        self.device = X.device
+
+    def epoch(self, order, inference: bool = False) -> Epoch:
+        """The mini-batches of the rows in ``order``; ``inference``: gathered as inference
+        tensors (for gradients computed in closed form, which record no graph)."""
+        from contextlib import nullcontext
+
+        with torch.inference_mode() if inference else nullcontext():
+            X_order, Y_order = self.X[order], self.Y[order]
+        return Epoch(partition(X_order, Y_order, self.batch_size),
+                     batch_sizes(self.m, self.batch_size), Y_order, self.batch_size)
+
+    def chunks(self, size: int):
+        """All rows in their stored order, ``size`` at a time (to evaluate the cost)."""
+        return partition(self.X, self.Y, size)
+
+
+class MemmapBatches:
+    """Arrays on disk (:class:`gdlab.data.memmap.MemmapArray`): each mini-batch reads only its
+    own rows (sorted within it, read ahead on a thread) and is converted to ``device`` and
+    ``dtype`` as it comes."""
+
+    ordered = True
+
+    def __init__(self, X, Y, batch_size: int, *, device=None, dtype=None):
+        from .memmap import is_lazy
+
+        X, Y = (a if is_lazy(a) else torch.as_tensor(a) for a in (X, Y))
+        _check_rows(X, Y)
+        self.X, self.Y, self.m = X, Y, X.shape[0]
+        self.batch_size = _checked_batch_size(batch_size, self.m)
+        self.device, self.dtype = None, dtype or torch.get_default_dtype()
+        self._model_device = device
+
+    def _converted(self, batches):
+        return (_to(X_t, Y_t, self._model_device, self.dtype) for X_t, Y_t in batches)
+
+    def epoch(self, order, inference: bool = False) -> Epoch:
+        return Epoch(self._converted(minibatches(self.X, self.Y, self.batch_size, order=order)),
+                     batch_sizes(self.m, self.batch_size), None, self.batch_size)
+
+    def rows(self, index):
+        """The rows ``index`` (a tensor of row indices), converted."""
+        return _to(self.X[index], self.Y[index], self._model_device, self.dtype)
+
+    def chunks(self, size: int):
+        return self._converted((self.X[start:start + size], self.Y[start:start + size])
+                               for start in range(0, self.m, size))
+
+
+class ShardedBatches:
+    """Data-parallel training: each process's shard of every mini-batch of ``source`` (a
+    :class:`TensorBatches` or :class:`MemmapBatches`), as ``(X_local, Y_local, m_t)`` — the
+    rows ``replicas.shard(m_t)`` of the global mini-batch, or ``(None, None, m_t)`` where this
+    process has none."""
+
+    ordered = True
+
+    def __init__(self, source, replicas):
+        self.source, self.replicas = source, replicas
+        self.m, self.batch_size, self.device = source.m, source.batch_size, source.device
+
+    def _shards(self, order):
+        lazy = isinstance(self.source, MemmapBatches)
+        for start in range(0, self.m, self.batch_size):
+            rows = order[start:start + self.batch_size]
+            n = rows.shape[0]
+            lo, hi = self.replicas.shard(n)
+            if hi <= lo:
+                yield None, None, n
+            elif lazy:
+                yield (*self.source.rows(rows[lo:hi].sort().values), n)
+            else:
+                local = rows[lo:hi]
+                yield self.source.X[local], self.source.Y[local], n
+
+    def epoch(self, order, inference: bool = False) -> Epoch:
+        return Epoch(self._shards(order), batch_sizes(self.m, self.batch_size), None,
+                     self.batch_size)
+
+    def chunks(self, size: int):
+        return self.source.chunks(size)
+
+
+class IterableBatches:
+    """Any iterable of ``(x, y)`` mini-batches that can be iterated once per epoch — a
+    ``torch.utils.data.DataLoader`` included. Its own order is kept (a DataLoader with
+    ``shuffle=True`` draws it from torch's RNG, which checkpoints save); each mini-batch is
+    moved to ``device``, floating-point tensors in ``dtype``."""
+
+    ordered = False  # the iterable decides the order of its rows
+
+    def __init__(self, batches, *, device=None, dtype=None):
+        if isinstance(batches, torch.Tensor | np.ndarray) or not hasattr(batches, "__iter__"):
+            raise TypeError(f"the data must be tensors X, Y or an iterable of (x, y) "
+                            f"mini-batches such as a DataLoader, got {type(batches).__name__}")
+        self.batches = batches
+        self.device, self.dtype = device, dtype or torch.get_default_dtype()
+        self.batch_size = getattr(batches, "batch_size", None)
+        dataset = getattr(batches, "dataset", None)
+        try:
+            self.m = len(dataset) if dataset is not None else None
+        except TypeError:
+            self.m = None
+
+    def _pairs(self):
+        for batch in self.batches:
+            if isinstance(batch, list | tuple) and len(batch) == 2:
+                x, y = batch
+                if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+                    yield _to(x, y, self.device, self.dtype)
+                    continue
+            raise ValueError(f"each mini-batch must be a pair (x, y) of tensors; the data "
+                             f"yielded {_describe(batch)}")
+
+    def epoch(self, order=None, inference: bool = False) -> Epoch:
+        return Epoch(self._pairs())
+
+    def chunks(self, size: int):
+        return self._pairs()
+
+
+def _describe(batch) -> str:
+    if isinstance(batch, dict):
+        return f"a dict with keys {', '.join(map(repr, batch))}"
+    if isinstance(batch, list | tuple):
+        return f"a {type(batch).__name__} of {len(batch)}: " + ", ".join(
+            type(b).__name__ for b in batch)
+    return f"a {type(batch).__name__}"
+
+
+def _checked_batch_size(batch_size, m: int) -> int:
+    batch_size = check_positive_int("batch_size", batch_size)
+    if batch_size > m:
+        raise ValueError(f"batch_size must be at most m = {m} (the number of examples), got "
+                         f"{batch_size}")
+    return batch_size
+
+
+def batch_source(X, Y=None, batch_size: int = 64, *, device=None, dtype=None):
+    """The batch source for data given as ``fit`` takes it: X and Y (tensors, numpy arrays or
+    memory-mapped arrays) cut into mini-batches of ``batch_size``; a batch source as it is; or
+    an iterable of (x, y) mini-batches such as a DataLoader (Y then None)."""
+    from .memmap import is_lazy
+
+    if hasattr(X, "epoch") and hasattr(X, "chunks"):
+        return X
+    if Y is None:
+        return IterableBatches(X, device=device, dtype=dtype)
+    if is_lazy(X) or is_lazy(Y):
+        return MemmapBatches(X, Y, batch_size, device=device, dtype=dtype)
+    return TensorBatches(X, Y, batch_size, device=device, dtype=dtype)

@@ -13,7 +13,8 @@ from ..data.datasets import Dataset
 from ..models import DTYPES, MLP, accuracy, check_layers, default_layers, initial_model
 from ..optim import OPTIMIZERS
 from ..schedules import constant, parse_schedule
-from ..train.loop import ProgressBar, fit
+from ..train import fit
+from ..train.callbacks.progress import ProgressBar
 from .runs import RunResult
 
 #: α each optimizer starts from unless --lr is given (its customary scale on small networks)

@@ -37,7 +37,7 @@ from .._checks import check_choice, check_positive_int
 from ..models import MLP, accuracy
 from ..optim import GD, Adam, Momentum, RMSProp
 from ..schedules import inverse_time
-from ..train.loop import fit
+from ..train import fit
 
 OPTIMIZERS = ("gd", "momentum", "rmsprop", "adam")
 DECAYS = (None, "update_lr", "schedule_lr_decay")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from ..train.loop import History
+from ..train import History
 
 
 @dataclass

@@ -351,7 +351,7 @@ def run_optuna(model, X, Y, space: dict, *, trials: int, epochs: int, study: str
     import optuna
 
     from ..schedules import constant, parse_schedule
-    from ..train.loop import Fit
+    from ..train import Fit
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=max(1, epochs // 5)) \

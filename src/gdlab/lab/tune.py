@@ -29,7 +29,7 @@ import torch
 from .._checks import check_positive
 from ..losses import default_loss
 from ..optim import OPTIMIZERS
-from ..train.loop import Fit
+from ..train import Fit
 
 #: below this many training examples the lecture says: use batch gradient descent
 SMALL_M = 2000

@@ -32,20 +32,14 @@ import torch
 
 from .. import backprop
 from .._checks import check_positive_int
-from ..data.batches import partition, shuffled_order
+from ..data.batches import TensorBatches, shuffled_order
 from ..ewa import bias_correction
-from ..losses import default_loss
+from ..losses import OUTPUT_COSTS, check_targets, default_loss
 from ..models import MLP
 from ..optim import OPTIMIZERS
 from ..schedules import constant, parse_schedule
-from ..train.loop import (
-    SMALL_STEP,
-    History,
-    _check_labels,
-    _prepare_data,
-    _torch_threads,
-    epoch_cost_of,
-)
+from ..train.gradients import SMALL_STEP, torch_threads
+from ..train.history import History, epoch_cost_of
 
 #: the numeric hyperparameters each optimizer's rule takes besides α, and the options that
 #: must be the same for every configuration trained together
@@ -114,14 +108,13 @@ class VectorizedFit:
         self.epochs = check_positive_int("epochs", epochs)
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.model = model
-        self.X, self.Y = _prepare_data(model, X, Y)
-        if self.batch_size > self.m:
-            raise ValueError(f"batch_size must be at most m = {self.m} (the number of "
-                             f"examples), got {batch_size}")
+        parameter = next(model.parameters())
+        self.source = TensorBatches(X, Y, self.batch_size, device=parameter.device,
+                                    dtype=parameter.dtype)
         if path not in PATHS:
             raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
         if loss is None:
-            _check_labels(model, self.Y)
+            check_targets(model, self.source.Y)
             forward, loss = default_loss(model)
         else:
             forward = model
@@ -174,16 +167,17 @@ class VectorizedFit:
         self.epoch_num, self.t = 0, 0
         self._corrections_ahead = (1, {})  # (first t, {name: 1-β^t of t = first, …})
         self._backprop = backprop.MLPBackprop(model) if path == "mlp" else None
-        self._targets = self.Y  # Y as the C networks' outputs take it: (m, 1, n_y) for an MLP's
-        if path == "mlp" and model.output != "softmax":  # sigmoid or linear outputs
-            self._targets = self.Y.reshape(self.m, 1, -1).to(dtype)
+        if path == "mlp" and not OUTPUT_COSTS[model.output].class_indices:
+            # Y as the C networks' outputs (m, C, n_y) take it: (m, 1, n_y)
+            self.source = TensorBatches(self.source.X, self.source.Y.reshape(self.m, 1, -1),
+                                        self.batch_size, dtype=dtype)
         self.dW = torch.empty_like(self.W)
         self.params, self.grads = self._views(self.W), self._views(self.dW)
         self._gradient = self._mlp_gradient() if path == "mlp" else self._vmap_gradient()
 
     @property
     def m(self) -> int:
-        return self.X.shape[0]
+        return self.source.m
 
     # --- the gradient of C networks at once ----------------------------------------------------
 
@@ -272,7 +266,7 @@ class VectorizedFit:
             self._set_lr()
         for history, lr in zip(self.histories, self._lr_list, strict=True):
             history.lrs.append(lr)
-        order = shuffled_order(self.m, self.generator, self.X.device)
+        order = shuffled_order(self.m, self.generator, self.source.device)
         rule, moments = self.rule, tuple(self.moments.values())
         corrections = self._corrections(-(-self.m // self.batch_size))
         hyper = {"lr": self._lr_per_element, **self.numeric_per_element, **self.options}
@@ -283,8 +277,8 @@ class VectorizedFit:
         # closed form: no autograd bookkeeping at all (a tenth of a tiny operation's cost); the
         # vmap path's torch.func.grad records a graph, under no_grad only for the rule's updates
         with torch.inference_mode() if self.path == "mlp" else torch.no_grad():
-            X_order, Y_order = self.X[order], self._targets[order]
-            for k, (X_t, Y_t) in enumerate(partition(X_order, Y_order, self.batch_size)):
+            epoch = self.source.epoch(order)
+            for k, (X_t, Y_t) in enumerate(epoch):
                 self.t += 1
                 if self.per_step:
                     self._set_lr(self.t)
@@ -295,11 +289,11 @@ class VectorizedFit:
                 rule(self.W, dW, *moments, **hyper)
                 outputs.append(output)
             if self.path == "mlp":
-                costs = self._backprop.batch_costs(torch.cat(outputs), Y_order, self.batch_size)
+                costs = self._backprop.batch_costs(torch.cat(outputs), epoch.Y, self.batch_size)
             else:
                 costs = torch.stack(outputs)
         costs = costs.to("cpu", torch.float64).numpy()  # (steps, C)
-        epoch_costs = epoch_cost_of(costs, self.batch_size, self.m)
+        epoch_costs = epoch_cost_of(costs, epoch.sizes)
         epoch_cost_list = epoch_costs.tolist()
         for history, run_costs, epoch_cost in zip(self.histories, costs.T.tolist(),
                                                   epoch_cost_list, strict=True):
@@ -315,7 +309,7 @@ class VectorizedFit:
         threads = 1 if self.device.type == "cpu" and \
             self.W.numel() * self.batch_size < SMALL_STEP else None
         self._stop = False
-        with _torch_threads(threads):
+        with torch_threads(threads):
             start = time.perf_counter()
             while self.epoch_num < self.epochs and not self._stop:
                 self.run_epoch()
