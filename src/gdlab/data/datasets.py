@@ -120,6 +120,12 @@ def _check_n_samples(n_samples):
     return int(n_samples)
 
 
+def _first_non_finite(a: np.ndarray) -> tuple | None:
+    """The index of the first NaN or infinite entry of ``a`` (in row-major order), or None."""
+    bad = ~np.isfinite(a)
+    return tuple(int(i) for i in np.argwhere(bad)[0]) if bad.any() else None
+
+
 def _parse_float(cell: str):
     try:
         return float(cell)
@@ -246,9 +252,9 @@ def read_csv(path, target=None):
                     raise ValueError(f"{what} at line {lines[i]}, column {_show(header[j])} of "
                                      f"{path}: feature columns must hold numbers") from None
             raise
-    bad = ~np.isfinite(X)
-    if bad.any():
-        i, k = np.argwhere(bad)[0]
+    bad = _first_non_finite(X)
+    if bad is not None:
+        i, k = bad
         raise ValueError(f"non-finite value {_show(rows[i][f_cols[k]])} at line {lines[i]}, "
                          f"column {_show(feature_names[k])} of {path}: features must be finite "
                          f"numbers")
@@ -263,9 +269,9 @@ def read_csv(path, target=None):
     numeric = [all(v is not None for v in p) for p in parsed]
     if all(numeric):
         labels = np.array(parsed, dtype=np.float64)
-        bad = ~np.isfinite(labels)
-        if bad.any():
-            i, k = np.argwhere(bad)[0]
+        bad = _first_non_finite(labels)
+        if bad is not None:
+            i, k = bad
             raise ValueError(f"non-finite target value {_show(cells[i][k])} at line {lines[i]}, "
                              f"column {_show(header[t_cols[k]])} of {path}: labels must be "
                              f"finite")
@@ -365,9 +371,9 @@ def _as_features(X, where) -> np.ndarray:
     X = X.astype(np.float64)
     if X.shape[1] == 0:
         raise ValueError(f"X in {where} has no feature columns (shape {X.shape})")
-    bad = ~np.isfinite(X)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
+    bad = _first_non_finite(X)
+    if bad is not None:
+        i, j = bad
         raise ValueError(f"X in {where} has a non-finite value ({X[i, j]}) at row {i}, column "
                          f"{j} (counting from 0): features must be finite numbers")
     return X
@@ -416,9 +422,9 @@ def _as_labels(labels, m: int, where, n_x: int = 0) -> np.ndarray:
                              f"got shape {labels.shape}")
         return labels
     labels = labels.astype(np.float64)
-    bad = ~np.isfinite(labels)
-    if bad.any():
-        i = int(np.argwhere(bad)[0][0])
+    bad = _first_non_finite(labels)
+    if bad is not None:
+        i = bad[0]
         raise ValueError(f"Y in {where} has a non-finite label ({labels.reshape(m, -1)[i]}) at "
                          f"row {i} (counting from 0): labels must be finite")
     return labels

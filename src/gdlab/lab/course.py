@@ -35,11 +35,10 @@ import torch
 
 from .._checks import check_choice, check_positive_int
 from ..models import MLP, accuracy
-from ..optim import GD, Adam, Momentum, RMSProp
+from ..optim import GD, OPTIMIZERS, Adam, Momentum, RMSProp
 from ..schedules import inverse_time
 from ..train import fit
 
-OPTIMIZERS = ("gd", "momentum", "rmsprop", "adam")
 DECAYS = (None, "update_lr", "schedule_lr_decay")
 
 LAYER_DIMS = (2, 5, 2, 1)

@@ -10,7 +10,9 @@ Each function is written once with arithmetic operators, so the same code gives 
 parameter tensor (for autograd and the optimizer) and J over a numpy grid (for the contours).
 Every path is taken by gdlab's own optimizers on an ``nn.Parameter`` ``W = (w₁, w₂)``:
 
-    zero_grad → J(W) → backward → step,   ``steps`` times from ``start``.
+    zero_grad → J(W) → backward → step,   ``steps`` times from ``start``,
+
+through :func:`gdlab.fit` (one mini-batch of no data per epoch, W recorded after each).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from matplotlib.figure import Figure
 from .._checks import check_choice, check_positive, check_positive_int
 from ..optim import OPTIMIZERS
 from ..report.style import RC, optimizer_color, optimizer_marker
+from ..train import fit
 
 NAMES = {"gd": "GD", "momentum": "Momentum", "rmsprop": "RMSProp", "adam": "Adam"}
 #: a path is cut where |W| exceeds this (the optimizer diverged)
@@ -108,19 +111,42 @@ def trajectory(function, optimizer: str, lr: float | None = None, steps: int | N
     start = land.start if start is None else tuple(float(s) for s in start)
     if len(start) != 2 or not all(math.isfinite(s) for s in start):
         raise ValueError(f"start must be two finite numbers w1,w2, got {start!r}")
-    W = torch.nn.Parameter(torch.tensor(start, dtype=torch.float64))
-    opt = OPTIMIZERS[optimizer]([W], lr=lr, **hyper)
-    path = [W.detach().numpy().copy()]
-    for _ in range(steps):
-        opt.zero_grad()
-        J = land.J(W[0], W[1])
-        J.backward()
-        opt.step()
-        point = W.detach().numpy().copy()
+    surface = _Surface(land.J, start)
+    opt = OPTIMIZERS[optimizer]([surface.W], lr=lr, **hyper)
+    path = [surface.point()]
+
+    def record(run):  # W after each step; a diverged point ends the path
+        point = surface.point()
         if not np.all(np.isfinite(point)) or np.abs(point).max() > DIVERGED:
-            break
-        path.append(point)
+            run.stop()
+        else:
+            path.append(point)
+
+    fit(surface, [_NO_DATA], opt, epochs=steps, loss=_cost, callbacks=[record], progress=False)
     return np.asarray(path)
+
+
+class _Surface(torch.nn.Module):
+    """J(w₁, w₂) as a model of the one parameter W = (w₁, w₂): its output is J, whatever the
+    (empty) input, so that ``fit`` takes one step per "epoch" of one empty mini-batch."""
+
+    def __init__(self, J, start):
+        super().__init__()
+        self.J = J
+        self.W = torch.nn.Parameter(torch.tensor(start, dtype=torch.float64))
+
+    def forward(self, _):
+        return self.J(self.W[0], self.W[1])
+
+    def point(self) -> np.ndarray:
+        return self.W.detach().numpy().copy()
+
+
+_NO_DATA = (torch.empty(1, 0), torch.empty(1, 0))
+
+
+def _cost(J, _):
+    return J
 
 
 def trajectories(function, optimizers=tuple(OPTIMIZERS), lr=None, steps=None,
@@ -133,6 +159,44 @@ def trajectories(function, optimizers=tuple(OPTIMIZERS), lr=None, steps=None,
         alpha = lr.get(name) if isinstance(lr, dict) else lr
         paths[name] = trajectory(land, name, alpha, steps, start)
     return paths
+
+
+def curvatures(function, at=None) -> np.ndarray:
+    """The eigenvalues λ of the Hessian of J at ``at`` (default: the minimum), smallest first:
+    the curvature along each principal direction. On a quadratic GD is stable along a
+    direction while α < 2/λ, so 2/λ_max bounds α (elongated: λ = 0.02 and 2, α < 1)."""
+    land = get_landscape(function)
+    point = torch.tensor(land.minimum if at is None else at, dtype=torch.float64)
+    H = torch.autograd.functional.hessian(lambda W: land.J(W[0], W[1]), point)
+    return torch.linalg.eigvalsh(H).numpy()
+
+
+def gd_stability_limit(function, at=None) -> float:
+    """2/λ_max: the largest α with which GD does not diverge near ``at`` (the minimum)."""
+    return float(2 / curvatures(function, at)[-1])
+
+
+@dataclass(frozen=True)
+class Swing:
+    """What a path on the elongated bowl shows, measured: ``amplitude`` = max |w₂ - w₂*| over
+    steps k..N (how far it still swings across the valley after k steps) and ``distance`` =
+    w₁_N - w₁_0 (how far it went along the valley in N steps)."""
+
+    amplitude: float
+    distance: float
+    k: int
+    N: int
+
+
+def swing(path: np.ndarray, k: int, minimum=(0.0, 0.0)) -> Swing:
+    """The :class:`Swing` of ``path`` (rows W after 0..N steps) from step ``k`` on."""
+    path = np.asarray(path, dtype=np.float64)
+    N = len(path) - 1
+    if path.ndim != 2 or path.shape[1] != 2 or not 0 <= k <= N:
+        raise ValueError(f"path must have shape (N + 1, 2) with N >= k = {k}, got "
+                         f"{path.shape}")
+    return Swing(float(np.abs(path[k:, 1] - minimum[1]).max()),
+                 float(path[N, 0] - path[0, 0]), k, N)
 
 
 def _contours(ax, land: Landscape, resolution: int = 240) -> None:
@@ -160,25 +224,27 @@ def _contours(ax, land: Landscape, resolution: int = 240) -> None:
     ax.grid(False)
 
 
-def _path_label(name: str, path: np.ndarray, lr) -> str:
+def _path_label(name: str, path: np.ndarray, lr, extra: str = "") -> str:
     label = NAMES.get(name, name)
     if lr is not None:
         label += f", α = {lr:g}"
-    return label
+    return label + extra
 
 
-def draw_paths(ax, function, paths: dict, lrs: dict | None = None) -> None:
+def draw_paths(ax, function, paths: dict, lrs: dict | None = None,
+               extras: dict | None = None) -> None:
     """Contours of ``function`` on ``ax`` and each optimizer's path over them (one line per
-    optimizer, labelled with its name and α, with a marker at every step)."""
+    optimizer, labelled with its name and α and ``extras[name]`` (e.g. ", β = 0.9"), with a
+    marker at every step)."""
     land = get_landscape(function)
     _contours(ax, land)
-    lrs = lrs or {}
+    lrs, extras = lrs or {}, extras or {}
     for name, path in paths.items():
         n = len(path)
         ax.plot(path[:, 0], path[:, 1], color=optimizer_color(name), linewidth=1.4,
                 marker=optimizer_marker(name), markersize=2.5 if n > 60 else 3.5,
-                markevery=max(1, n // 60), label=_path_label(name, path, lrs.get(name)),
-                zorder=3)
+                markevery=max(1, n // 60),
+                label=_path_label(name, path, lrs.get(name), extras.get(name, "")), zorder=3)
     if paths:
         start = next(iter(paths.values()))[0]
         ax.plot(start[0], start[1], marker="o", markersize=6, color="black", linestyle="",
