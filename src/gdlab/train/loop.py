@@ -33,10 +33,10 @@ from ..ewa import EWA
 from ..losses import check_targets, default_loss
 from . import gradients as gradient_paths
 from .callbacks.progress import ProgressBar
-from .divergence import Diverged, DivergenceGuard
+from .divergence import Diverged, DivergenceGuard, full_cost
 from .history import History, epoch_cost_of
 from .lr import LearningRate
-from .state import load_run_state, run_state
+from .state import load_run_state, resume_from, run_state
 
 
 class Fit:
@@ -108,7 +108,7 @@ class Fit:
             self.callbacks += [Checkpoint(run_dir, every=checkpoint_every),
                                LiveControl(run_dir)]
         if resume is not False and resume is not None:
-            self._resume(resume)
+            resume_from(self, resume)
 
     def _source(self, X, Y, batch_size, batch_order):
         """The batch source of the data, on the model's device in its dtype; each process's
@@ -227,11 +227,11 @@ class Fit:
         previous_handler, snapshot, guard = None, None, self.guard
         try:
             if guard is not None and guard.initial_cost is None:
-                guard.initial_cost = self._full_cost()
+                guard.initial_cost = full_cost(self)
             self._call("on_fit_start")
             self._share_controls()
             if self.catch_sigint:
-                previous_handler = self._catch_sigint()
+                previous_handler = _catch_sigint(self)
             while self.epoch_num < self.epochs and not self._stop:
                 keep = guard is not None or self.keep_snapshots
                 snapshot = self.snapshot() if keep else None
@@ -272,41 +272,6 @@ class Fit:
             raise Diverged(self.diverged["message"], self.diverged, self.history)
         return self.history
 
-    def _catch_sigint(self):
-        """Ctrl-C: finish the epoch, then stop (callbacks save a checkpoint); a second Ctrl-C
-        raises KeyboardInterrupt at once. Returns the handler to restore (None: not set)."""
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def on_sigint(signum, frame):
-            if self.interrupted:
-                raise KeyboardInterrupt
-            self.interrupted, self._stop = True, True
-            print(f"{chr(10) if self.progress else ''}gdlab: Ctrl-C — stopping at the end "
-                  f"of epoch {self.epoch_num} and saving a checkpoint (Ctrl-C again to stop at "
-                  f"once)", file=sys.stderr, flush=True)
-
-        previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, on_sigint)
-        return previous if previous is not None else signal.default_int_handler
-
-    @torch.no_grad()
-    def _full_cost(self) -> float:
-        """J of the model on all m examples (in eval mode, in chunks): the divergence guard's
-        reference for the first epoch."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            total, rows = 0.0, 0
-            for X_t, Y_t in self.source.chunks(max(self.batch_size or 0, 4096)):
-                total += float(self.loss(self.forward(X_t), Y_t)) * X_t.shape[0]
-                rows += X_t.shape[0]
-        finally:
-            self.model.train(was_training)
-        return total / rows
-
-    # --- state (gdlab.train.state) ------------------------------------------------------------
-
     def state_dict(self) -> dict:
         """Everything needed to continue this run bit for bit: tensors and plain Python values
         only, so ``torch.load(..., weights_only=True)`` reads it back. Tensors are copies."""
@@ -335,31 +300,25 @@ class Fit:
         if unapplied is not None:
             self.learning_rate.pending = unapplied
 
-    def _resume(self, resume) -> None:
-        """``resume``: True (the newest good checkpoint in run_dir, if any), a checkpoint file
-        or run folder, or a state dict."""
-        from pathlib import Path
 
-        from .callbacks.checkpoint import latest_checkpoint, read_checkpoint
 
-        if isinstance(resume, dict):
-            self.load_state_dict(resume)
-            return
-        if resume is True:
-            if self.run_dir is None:
-                raise ValueError("resume=True needs run_dir, the folder of the checkpoints")
-            found = latest_checkpoint(self.run_dir)
-            if found is not None:
-                self.load_state_dict(found[0])
-            return
-        path = Path(resume)
-        if path.is_dir():
-            found = latest_checkpoint(path)
-            if found is None:
-                raise ValueError(f"no checkpoint in {path} to resume from")
-            self.load_state_dict(found[0])
-        else:
-            self.load_state_dict(read_checkpoint(path))
+def _catch_sigint(run):
+    """Ctrl-C: finish the epoch, then stop (callbacks save a checkpoint); a second Ctrl-C
+    raises KeyboardInterrupt at once. Returns the handler to restore (None: not set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_sigint(signum, frame):
+        if run.interrupted:
+            raise KeyboardInterrupt
+        run.interrupted, run._stop = True, True
+        print(f"{chr(10) if run.progress else ''}gdlab: Ctrl-C — stopping at the end "
+              f"of epoch {run.epoch_num} and saving a checkpoint (Ctrl-C again to stop at "
+              f"once)", file=sys.stderr, flush=True)
+
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, on_sigint)
+    return previous if previous is not None else signal.default_int_handler
 
 
 def _data_and_optimizer(X, Y, optimizer):
