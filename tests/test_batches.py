@@ -14,8 +14,8 @@ from gdlab.data.batches import (
     IterableBatches,
     MemmapBatches,
     TensorBatches,
-    batch_source,
     batch_sizes,
+    batch_source,
 )
 from gdlab.train.history import epoch_cost_of
 
@@ -221,3 +221,86 @@ def test_an_mlp_from_a_loader_is_trained_by_autograd_on_its_default_cost():
     h_tensors = fit(b, X, Y, GD(b.parameters(), lr=0.1), epochs=2, batch_size=32,
                     batch_order=_in_order, progress=False)
     assert h_loader.costs == pytest.approx(h_tensors.costs, rel=1e-5)
+
+
+# --- the cost a model's output and targets imply (loss= left out) ---------------------------
+
+
+def _inferred(model, output, Y):
+    from gdlab.losses import infer_loss
+
+    name, loss = infer_loss(model, output, Y)
+    return name, loss(output, Y)
+
+
+def test_class_indices_with_one_output_per_class_get_cross_entropy():
+    z, labels = torch.randn(6, 4), torch.tensor([0, 3, 1, 2, 2, 0])
+    name, J = _inferred(nn.Linear(2, 4), z, labels)
+    assert name == "cross_entropy"
+    torch.testing.assert_close(J, nn.functional.cross_entropy(z, labels))
+    sequence = torch.randn(6, 5, 4)  # (N, L, C): a transformer's outputs, classes last
+    positions = torch.randint(0, 4, (6, 5))
+    name, J = _inferred(nn.Linear(2, 4), sequence, positions)
+    torch.testing.assert_close(J, nn.functional.cross_entropy(sequence.reshape(-1, 4),
+                                                              positions.reshape(-1)))
+    probabilities = torch.softmax(z, 1)
+    name, J = _inferred(nn.Sequential(nn.Linear(2, 4), nn.Softmax(dim=1)), probabilities, labels)
+    torch.testing.assert_close(J, nn.functional.cross_entropy(z, labels))
+
+
+def test_zero_one_labels_with_one_output_get_binary_cross_entropy():
+    z, labels = torch.randn(6, 1), torch.tensor([0.0, 1, 1, 0, 1, 0])
+    name, J = _inferred(nn.Linear(2, 1), z, labels)
+    assert name == "binary_cross_entropy"
+    torch.testing.assert_close(J, nn.functional.binary_cross_entropy_with_logits(z[:, 0], labels))
+    _, J = _inferred(nn.Sequential(nn.Linear(2, 1), nn.Sigmoid()), torch.sigmoid(z),
+                     labels.long())
+    torch.testing.assert_close(J, nn.functional.binary_cross_entropy_with_logits(z[:, 0], labels))
+
+
+def test_float_targets_of_the_outputs_shape_get_squared_error():
+    y_hat, Y = torch.randn(6, 3), torch.randn(6, 3)
+    name, J = _inferred(nn.Linear(2, 3), y_hat, Y)
+    assert name == "squared_error"
+    torch.testing.assert_close(J, ((y_hat - Y) ** 2).mean())
+
+
+@pytest.mark.parametrize("output, Y", [
+    (torch.randn(64, 10), torch.rand(64)),  # float targets, one per example, 10 outputs
+    (torch.randn(64, 1), torch.tensor([0, 1, 2, 3] * 16)),  # class indices, one output
+])
+def test_anything_else_asks_for_loss_naming_both_shapes(output, Y):
+    from gdlab.losses import infer_loss
+
+    with pytest.raises(ValueError) as error:
+        infer_loss(nn.Linear(2, 2), output, Y)
+    message = str(error.value)
+    assert "pass loss=" in message and str(tuple(output.shape)) in message
+    assert str(tuple(Y.shape)) in message and "\n" not in message
+
+
+def test_fit_infers_the_cost_of_a_cnn_on_class_labels_and_records_it():
+    gen = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(48, 1, 8, 8, generator=gen), torch.randint(0, 3, (48,))
+    torch.manual_seed(0)
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3))
+    history = fit(cnn, images, labels, Adam(cnn.parameters(), lr=0.01), epochs=2, batch_size=16,
+                  seed=0, progress=False)
+    assert history.loss == "cross_entropy"
+    explicit = _net_like(cnn)
+    again = fit(explicit, images, labels, Adam(explicit.parameters(), lr=0.01), epochs=2,
+                batch_size=16, seed=0, loss=nn.CrossEntropyLoss(), progress=False)
+    assert again.loss == "CrossEntropyLoss"
+    assert history.costs == pytest.approx(again.costs, rel=1e-6)
+
+
+def _net_like(net):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3))
+
+
+def test_an_mlp_records_its_outputs_cost():
+    X, Y = _data()
+    net = MLP([3, 4, 1])
+    assert fit(net, X, Y, GD(net.parameters(), lr=0.1), epochs=1,
+               progress=False).loss == "binary_cross_entropy"

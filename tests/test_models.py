@@ -181,6 +181,13 @@ def test_default_loss_plain_sequential():
     labels = torch.randint(0, 3, (20,))
     forward, loss = default_loss(soft)
     torch.testing.assert_close(loss(forward(X), labels), F.cross_entropy(soft[0](X), labels))
+    # one output of 0/1 labels: binary cross-entropy from the logits (issue "The lab for your
+    # own model and data"; it was squared error before); float targets: squared error
     lin = nn.Sequential(nn.Linear(2, 1))
     forward, loss = default_loss(lin)
-    torch.testing.assert_close(loss(forward(X), Y), ((lin(X).squeeze(1) - Y) ** 2).mean())
+    torch.testing.assert_close(loss(forward(X), Y),
+                               F.binary_cross_entropy_with_logits(lin(X).squeeze(1), Y))
+    targets = torch.randn(20)
+    forward, loss = default_loss(lin)
+    torch.testing.assert_close(loss(forward(X), targets),
+                               ((lin(X).squeeze(1) - targets) ** 2).mean())

@@ -72,20 +72,87 @@ OUTPUT_COSTS = {
 
 
 def default_loss(model):
-    """(forward, loss) implied by the model's output: a gdlab MLP is run to its logits and gets
-    its output's cost (:data:`OUTPUT_COSTS`); a model ending in ``nn.Sigmoid``/``nn.Softmax``
-    gets cross-entropy on its probabilities; anything else gets squared error."""
+    """(forward, loss) implied by the model: a gdlab MLP is run to its logits and gets its
+    output's cost (:data:`OUTPUT_COSTS`); any other model gets the cost its first mini-batch's
+    output and targets imply (:class:`InferredLoss`)."""
     from .models import MLP
 
     if isinstance(model, MLP):
         cost = OUTPUT_COSTS[model.output]
         return (model if cost.activation is None else model.logits), cost.loss
+    return model, InferredLoss(model)
+
+
+def cross_entropy_over_last(z, Y):
+    """Cross-entropy with the classes in z's last dimension (e.g. a sequence's outputs
+    (N, L, C)); Y holds class indices of shape z.shape[:-1]."""
+    return F.cross_entropy(z.reshape(-1, z.shape[-1]), Y.reshape(-1).long())
+
+
+def negative_log_likelihood_over_last(a, Y):
+    return F.nll_loss(torch.log(a.reshape(-1, a.shape[-1])), Y.reshape(-1).long())
+
+
+def _binary(Y) -> bool:
+    return Y.numel() > 0 and bool(((Y == 0) | (Y == 1)).all())
+
+
+def infer_loss(model, output, Y):
+    """(name, loss) of the cost that a model's output and targets imply:
+
+        integer class labels, one output per class  → cross-entropy
+        0/1 labels, one output                      → binary cross-entropy
+        float targets of the output's shape         → mean squared error
+
+    cross-entropy from the logits, or from the probabilities where the model ends in
+    ``nn.Softmax``/``nn.Sigmoid``; anything else is a ValueError asking for ``loss=``."""
     last = list(model.modules())[-1]
-    if isinstance(last, nn.Sigmoid):
-        return model, binary_cross_entropy_of_probabilities
-    if isinstance(last, nn.Softmax):
-        return model, negative_log_likelihood_of_probabilities
-    return model, squared_error
+    n, classes_last = output.shape[0], output.shape[:-1] == Y.shape
+    if not Y.is_floating_point() and output.dim() >= 2 and output.shape[-1] > 1:
+        if isinstance(last, nn.Softmax):
+            return "cross_entropy", (negative_log_likelihood_over_last if classes_last
+                                     else negative_log_likelihood_of_probabilities)
+        if classes_last:
+            return "cross_entropy", cross_entropy_over_last
+        if output.shape[:1] + output.shape[2:] == Y.shape:
+            return "cross_entropy", cross_entropy
+    if output.numel() == n and Y.numel() == n and _binary(Y):
+        if isinstance(last, nn.Sigmoid):
+            return "binary_cross_entropy", binary_cross_entropy_of_probabilities
+        return "binary_cross_entropy", binary_cross_entropy
+    if Y.is_floating_point() and Y.numel() == output.numel() and Y.shape[0] == n:
+        return "squared_error", squared_error
+    raise ValueError(f"cannot tell the cost from the model's output of shape "
+                     f"{tuple(output.shape)} and targets of shape {tuple(Y.shape)} "
+                     f"({str(Y.dtype).replace('torch.', '')}): pass loss=, e.g. "
+                     f"torch.nn.CrossEntropyLoss() for class indices with one output per "
+                     f"class, torch.nn.MSELoss() for float targets of the output's shape")
+
+
+class InferredLoss:
+    """The cost that the first mini-batch's output and targets imply (:func:`infer_loss`),
+    chosen at the first call and kept; ``name`` says which (None until then)."""
+
+    def __init__(self, model):
+        self.model, self.name, self.loss = model, None, None
+
+    def choose(self, output, Y) -> None:
+        self.name, self.loss = infer_loss(self.model, output, Y)
+
+    def __call__(self, output, Y):
+        if self.loss is None:
+            self.choose(output, Y)
+        return self.loss(output, Y)
+
+
+def loss_name(loss) -> str:
+    """How the history and the run's config name a cost: an inferred one by its kind, a
+    torch loss module by its class, a function by its name."""
+    if isinstance(loss, InferredLoss):
+        return loss.name or "inferred"
+    if isinstance(loss, nn.Module):
+        return type(loss).__name__
+    return getattr(loss, "__name__", type(loss).__name__)
 
 
 def check_targets(model, Y) -> None:

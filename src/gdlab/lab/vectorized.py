@@ -40,8 +40,8 @@ from .. import backprop
 from .._checks import check_positive_int
 from ..data.batches import TensorBatches, shuffled_order
 from ..ewa import bias_correction
-from ..losses import OUTPUT_COSTS, check_targets, default_loss
-from ..models import MLP
+from ..losses import OUTPUT_COSTS, InferredLoss, check_targets, default_loss
+from ..models import MLP, predict
 from ..optim import OPTIMIZERS
 from ..schedules import constant, parse_schedule
 from ..train.gradients import SMALL_STEP, torch_threads
@@ -122,6 +122,10 @@ class VectorizedFit:
         if loss is None:
             check_targets(model, self.source.Y)
             forward, loss = default_loss(model)
+            if isinstance(loss, InferredLoss):  # chosen now: C networks' costs run in vmap
+                rows = slice(0, self.batch_size)
+                loss.choose(predict(model, self.source.X[rows]), self.source.Y[rows])
+                loss = loss.loss
         else:
             forward = model
         closed_form = backprop.supports(model, forward, loss)

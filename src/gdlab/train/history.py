@@ -20,8 +20,10 @@ class History:
     times:        wall-clock seconds since the start, at the end of each epoch
     events:       notes such as manual learning-rate changes and divergences:
                   {"epoch", "t", "event": "set_lr" | "diverged", ...}
-    metrics:      per-epoch values that callbacks record, by name (e.g. "accuracy"); saved
-                  in checkpoints with the rest
+    metrics:      per-epoch values that callbacks record, by name (e.g. "accuracy",
+                  "val_cost"); saved in checkpoints with the rest
+    loss:         the cost J the run minimized, by name (e.g. "cross_entropy" where gdlab
+                  inferred it, "CrossEntropyLoss" for that torch module)
     """
 
     costs: list[float] = field(default_factory=list)
@@ -30,6 +32,7 @@ class History:
     times: list[float] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
     metrics: dict[str, list] = field(default_factory=dict)
+    loss: str | None = None
 
     @property
     def epochs(self) -> int:
@@ -43,12 +46,14 @@ class History:
         return {"costs": list(self.costs), "epoch_costs": list(self.epoch_costs),
                 "lrs": list(self.lrs), "times": list(self.times),
                 "events": [dict(event) for event in self.events],
-                "metrics": {name: list(values) for name, values in self.metrics.items()}}
+                "metrics": {name: list(values) for name, values in self.metrics.items()},
+                "loss": self.loss}
 
     @classmethod
     def from_state_dict(cls, state: dict) -> History:
         return cls(**{k: ({name: list(values) for name, values in v.items()} if k == "metrics"
-                          else [dict(e) for e in v] if k == "events" else list(v))
+                          else [dict(e) for e in v] if k == "events"
+                          else v if k == "loss" else list(v))
                       for k, v in state.items()})
 
     def _lengths(self) -> dict:

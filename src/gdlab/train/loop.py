@@ -30,7 +30,7 @@ from ..data.batches import (
     shuffled_order,
 )
 from ..ewa import EWA
-from ..losses import check_targets, default_loss
+from ..losses import check_targets, default_loss, loss_name
 from . import gradients as gradient_paths
 from .callbacks.progress import ProgressBar
 from .divergence import Diverged, DivergenceGuard, full_cost
@@ -201,6 +201,8 @@ class Fit:
         costs = costs.tolist()
         self.history.costs.extend(costs)
         self.history.epoch_costs.append(epoch_cost)
+        if self.history.loss is None:
+            self.history.loss = loss_name(self.loss)
         for c in costs:
             self.smoothed_cost.update(c)
         if hasattr(self.learning_rate.schedule, "observe"):
@@ -282,7 +284,7 @@ class Fit:
         and batch size, same model and optimizer. Raises ValueError if it does not fit."""
         load_run_state(self, state)
         history = History.from_state_dict(state["history"])
-        for name in ("costs", "epoch_costs", "lrs", "times", "events", "metrics"):
+        for name in ("costs", "epoch_costs", "lrs", "times", "events", "metrics", "loss"):
             setattr(self.history, name, getattr(history, name))
 
     def snapshot(self) -> dict:
