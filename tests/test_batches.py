@@ -304,3 +304,91 @@ def test_an_mlp_records_its_outputs_cost():
     net = MLP([3, 4, 1])
     assert fit(net, X, Y, GD(net.parameters(), lr=0.1), epochs=1,
                progress=False).loss == "binary_cross_entropy"
+
+
+# --- a map-style Dataset, batched by gdlab; validation --------------------------------------
+
+
+class _Pairs(torch.utils.data.Dataset):
+    """A plain map-style dataset (not a TensorDataset): gdlab collates its examples."""
+
+    def __init__(self, X, Y):
+        self.X, self.Y = X, Y
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i], self.Y[i]
+
+
+def test_a_dataset_is_batched_in_the_seeded_order_of_the_same_tensors():
+    from gdlab.data.batches import DatasetBatches
+
+    X, Y = _data()
+    assert isinstance(batch_source(_Pairs(X, Y), batch_size=32), DatasetBatches)
+    assert isinstance(batch_source(TensorDataset(X, Y), batch_size=32), TensorBatches)
+    net_a, net_b = _net(), _net()
+    loss = nn.BCEWithLogitsLoss()
+    from_dataset = fit(net_a, _Pairs(X, Y), Adam(net_a.parameters(), lr=0.01), epochs=3,
+                       batch_size=32, seed=4, loss=loss, progress=False)
+    from_tensors = fit(net_b, X, Y, Adam(net_b.parameters(), lr=0.01), epochs=3, batch_size=32,
+                       seed=4, loss=loss, progress=False)
+    assert from_dataset.costs == pytest.approx(from_tensors.costs, rel=1e-6)
+    assert len(from_dataset.costs) == 3 * 5
+
+
+def test_val_records_the_validation_cost_and_accuracy_each_epoch():
+    X, Y = _data()
+    X_val, Y_val = _data(40)
+    net = _net()
+    run = Fit(net, X, Y, Adam(net.parameters(), lr=0.05), epochs=3, batch_size=50,
+              val=(X_val, Y_val), progress=False, seed=0)
+    seen = []
+    run.callbacks.append(lambda r: seen.append(len(r.history.metrics["val_cost"])))
+    history = run.run()
+    assert len(history.metrics["val_cost"]) == len(history.metrics["val_accuracy"]) == 3
+    assert seen == [1, 2, 3]  # each epoch's figure there before the other callbacks
+    with torch.no_grad():
+        z = net(X_val)
+    assert history.metrics["val_cost"][-1] == pytest.approx(
+        nn.functional.binary_cross_entropy_with_logits(z, Y_val).item(), rel=1e-6)
+    assert history.metrics["val_accuracy"][-1] == pytest.approx(
+        ((z > 0).float() == Y_val).float().mean().item())
+
+
+def test_val_fraction_holds_out_a_seeded_share_of_the_rows():
+    X, Y = _data()
+    net = _net()
+    run = Fit(net, X, Y, GD(net.parameters(), lr=0.1), epochs=1, val_fraction=0.2, seed=3,
+              batch_size=30, progress=False)
+    assert run.m == 120  # 150 rows, 30 held out
+    run.run()
+    assert len(run.history.metrics["val_cost"]) == 1
+    with pytest.raises(ValueError, match="val_fraction must be a number in \\(0, 1\\)"):
+        Fit(_net(), X, Y, GD(net.parameters(), lr=0.1), epochs=1, val_fraction=1.5)
+    with pytest.raises(ValueError, match="not both"):
+        Fit(_net(), X, Y, GD(net.parameters(), lr=0.1), epochs=1, val_fraction=0.2,
+            val=(X, Y))
+
+
+def test_validation_of_a_regression_has_a_cost_and_no_accuracy():
+    X, _ = _data()
+    Y = X @ torch.tensor([[1.0], [-1.0], [0.5]])
+    net = _net()
+    history = fit(net, X, Y, Adam(net.parameters(), lr=0.01), epochs=2, val_fraction=0.25,
+                  progress=False)
+    assert history.loss == "squared_error"
+    assert len(history.metrics["val_cost"]) == 2 and "val_accuracy" not in history.metrics
+
+
+def test_validation_from_a_loader_in_eval_mode():
+    """Dropout is off while validating: the validation cost is deterministic."""
+    X, Y = _data()
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 1))
+    val = DataLoader(TensorDataset(X[:40], Y[:40]), batch_size=16)
+    run = Fit(net, X, Y, GD(net.parameters(), lr=1e-9), epochs=2, val=val, progress=False)
+    run.run()
+    first, second = run.history.metrics["val_cost"]
+    assert first == pytest.approx(second, rel=1e-6) and net.training

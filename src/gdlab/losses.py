@@ -182,3 +182,39 @@ def check_targets(model, Y) -> None:
         if low < 0 or high > 1:
             raise ValueError(f"labels must be in [0, 1] for a sigmoid output (binary "
                              f"cross-entropy), got values from {low:g} to {high:g}")
+
+
+def _positive_logit(z):
+    return (z > 0).long()
+
+
+def _over_half(a):
+    return (a > 0.5).long()
+
+
+def _argmax_dim1(z):
+    return z.argmax(1)
+
+
+def _argmax_last(z):
+    return z.argmax(-1)
+
+
+#: how to read class labels off the output a classification cost takes (for accuracy)
+LABELS_OF = {
+    binary_cross_entropy: _positive_logit, nn.BCEWithLogitsLoss: _positive_logit,
+    binary_cross_entropy_of_probabilities: _over_half, nn.BCELoss: _over_half,
+    cross_entropy: _argmax_dim1, nn.CrossEntropyLoss: _argmax_dim1,
+    negative_log_likelihood_of_probabilities: _argmax_dim1, nn.NLLLoss: _argmax_dim1,
+    cross_entropy_over_last: _argmax_last, negative_log_likelihood_over_last: _argmax_last,
+}
+
+
+def label_reader(loss):
+    """``output → predicted class labels`` for a classification cost; None for any other
+    (squared error, or a cost gdlab does not know)."""
+    if isinstance(loss, InferredLoss):
+        loss = loss.loss
+    if isinstance(loss, nn.Module):
+        loss = type(loss)
+    return LABELS_OF.get(loss)

@@ -187,6 +187,10 @@ class TensorBatches:
         return Epoch(partition(X_order, Y_order, self.batch_size),
                      batch_sizes(self.m, self.batch_size), Y_order, self.batch_size)
 
+    def rows(self, index):
+        """The mini-batch of the rows ``index`` (a tensor of row indices)."""
+        return self.X[index], self.Y[index]
+
     def chunks(self, size: int):
         """All rows in their stored order, ``size`` at a time (to evaluate the cost)."""
         return partition(self.X, self.Y, size)
@@ -217,7 +221,8 @@ class MemmapBatches:
                      batch_sizes(self.m, self.batch_size), None, self.batch_size)
 
     def rows(self, index):
-        """The rows ``index`` (a tensor of row indices), converted."""
+        """The rows ``index`` (a tensor of row indices; read in sorted order), converted."""
+        index = index.sort().values
         return _to(self.X[index], self.Y[index], self._model_device, self.dtype)
 
     def chunks(self, size: int):
@@ -226,9 +231,9 @@ class MemmapBatches:
 
 
 class ShardedBatches:
-    """Data-parallel training: each process's shard of every mini-batch of ``source`` (a
-    :class:`TensorBatches` or :class:`MemmapBatches`), as ``(X_local, Y_local, m_t)`` — the
-    rows ``replicas.shard(m_t)`` of the global mini-batch, or ``(None, None, m_t)`` where this
+    """Data-parallel training: each process's shard of every mini-batch of ``source`` (one
+    whose rows gdlab orders), as ``(X_local, Y_local, m_t)`` — the rows
+    ``replicas.shard(m_t)`` of the global mini-batch, or ``(None, None, m_t)`` where this
     process has none."""
 
     ordered = True
@@ -238,18 +243,11 @@ class ShardedBatches:
         self.m, self.batch_size, self.device = source.m, source.batch_size, source.device
 
     def _shards(self, order):
-        lazy = isinstance(self.source, MemmapBatches)
         for start in range(0, self.m, self.batch_size):
             rows = order[start:start + self.batch_size]
             n = rows.shape[0]
             lo, hi = self.replicas.shard(n)
-            if hi <= lo:
-                yield None, None, n
-            elif lazy:
-                yield (*self.source.rows(rows[lo:hi].sort().values), n)
-            else:
-                local = rows[lo:hi]
-                yield self.source.X[local], self.source.Y[local], n
+            yield (None, None, n) if hi <= lo else (*self.source.rows(rows[lo:hi]), n)
 
     def epoch(self, order, inference: bool = False) -> Epoch:
         return Epoch(self._shards(order), batch_sizes(self.m, self.batch_size), None,
@@ -281,20 +279,54 @@ class IterableBatches:
             self.m = None
 
     def _pairs(self):
-        for batch in self.batches:
-            if isinstance(batch, list | tuple) and len(batch) == 2:
-                x, y = batch
-                if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
-                    yield _to(x, y, self.device, self.dtype)
-                    continue
-            raise ValueError(f"each mini-batch must be a pair (x, y) of tensors; the data "
-                             f"yielded {_describe(batch)}")
+        return (_pair(batch, self.device, self.dtype) for batch in self.batches)
 
     def epoch(self, order=None, inference: bool = False) -> Epoch:
         return Epoch(self._pairs())
 
     def chunks(self, size: int):
         return self._pairs()
+
+
+class DatasetBatches:
+    """A map-style ``torch.utils.data.Dataset`` of ``(x, y)`` examples: gdlab orders its
+    indices (seeded, as for tensors) and collates each mini-batch of ``batch_size`` examples
+    with torch's ``default_collate``, then moves it to ``device``, floats in ``dtype``."""
+
+    ordered = True
+
+    def __init__(self, dataset, batch_size: int, *, device=None, dtype=None):
+        self.dataset, self.m = dataset, len(dataset)
+        if self.m == 0:
+            raise ValueError("the dataset must hold at least one example")
+        self.batch_size = _checked_batch_size(batch_size, self.m)
+        self.device = None  # (the order is made on the CPU)
+        self._model_device, self.dtype = device, dtype or torch.get_default_dtype()
+
+    def rows(self, index):
+        from torch.utils.data import default_collate
+
+        batch = default_collate([self.dataset[i] for i in index.tolist()])
+        return _pair(batch, self._model_device, self.dtype)
+
+    def epoch(self, order, inference: bool = False) -> Epoch:
+        starts = range(0, self.m, self.batch_size)
+        return Epoch((self.rows(order[s:s + self.batch_size]) for s in starts),
+                     batch_sizes(self.m, self.batch_size), None, self.batch_size)
+
+    def chunks(self, size: int):
+        return (self.rows(torch.arange(s, min(s + size, self.m))) for s in range(0, self.m, size))
+
+
+def _pair(batch, device, dtype):
+    """A mini-batch ``(x, y)`` of tensors moved to ``device`` (:func:`_to`), or a ValueError
+    saying what came instead."""
+    if isinstance(batch, list | tuple) and len(batch) == 2:
+        x, y = batch
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+            return _to(x, y, device, dtype)
+    raise ValueError(f"each mini-batch must be a pair (x, y) of tensors; the data yielded "
+                     f"{_describe(batch)}")
 
 
 def _describe(batch) -> str:
@@ -314,14 +346,40 @@ def _checked_batch_size(batch_size, m: int) -> int:
     return batch_size
 
 
+def split(X, Y, fraction: float, seed: int | None = None):
+    """(X_train, Y_train, X_val, Y_val): a random ``fraction`` of the rows (seeded) held out
+    for validation, at least one row on each side."""
+    X, Y = torch.as_tensor(X), torch.as_tensor(Y)
+    _check_rows(X, Y)
+    m = X.shape[0]
+    if not (isinstance(fraction, float | int) and 0 < fraction < 1):
+        raise ValueError(f"val_fraction must be a number in (0, 1), got {fraction!r}")
+    n_val = min(max(1, round(fraction * m)), m - 1)
+    if m < 2:
+        raise ValueError(f"val_fraction needs at least 2 examples, got {m}")
+    generator = torch.Generator().manual_seed(seed if seed is not None else 0)
+    order = torch.randperm(m, generator=generator).to(X.device)
+    train, val = order[:m - n_val].sort().values, order[m - n_val:].sort().values
+    return X[train], Y[train], X[val], Y[val]
+
+
 def batch_source(X, Y=None, batch_size: int = 64, *, device=None, dtype=None):
     """The batch source for data given as ``fit`` takes it: X and Y (tensors, numpy arrays or
-    memory-mapped arrays) cut into mini-batches of ``batch_size``; a batch source as it is; or
-    an iterable of (x, y) mini-batches such as a DataLoader (Y then None)."""
+    memory-mapped arrays) cut into mini-batches of ``batch_size``; a batch source as it is; a
+    map-style Dataset of (x, y) examples batched by gdlab (a ``TensorDataset`` of two tensors
+    as those tensors); or an iterable of (x, y) mini-batches such as a DataLoader (Y then
+    None)."""
+    from torch.utils.data import Dataset, IterableDataset, TensorDataset
+
     from .memmap import is_lazy
 
     if hasattr(X, "epoch") and hasattr(X, "chunks"):
         return X
+    if Y is None and isinstance(X, TensorDataset) and len(X.tensors) == 2:
+        X, Y = X.tensors
+    elif Y is None and isinstance(X, Dataset) and not isinstance(X, IterableDataset) \
+            and hasattr(X, "__len__"):
+        return DatasetBatches(X, batch_size, device=device, dtype=dtype)
     if Y is None:
         return IterableBatches(X, device=device, dtype=dtype)
     if is_lazy(X) or is_lazy(Y):

@@ -10,8 +10,8 @@ from .loop import Fit
 def fit(model, X, Y=None, optimizer=None, *, epochs, batch_size=64, loss=None, schedule=None,
         seed=None, callbacks=(), progress=True, batch_order=None, num_threads=None,
         on_divergence=None, divergence_factor=10.0, reduce_factor=0.5, run_dir=None,
-        checkpoint_every=10, resume=False, shard_optimizer_state=False,
-        backprop="auto") -> History:
+        checkpoint_every=10, resume=False, shard_optimizer_state=False, backprop="auto",
+        val=None, val_fraction=None) -> History:
     """Train ``model`` on rows of ``X`` (examples) with targets ``Y`` by mini-batch gradient
     descent with ``optimizer``, and return its :class:`History`. The data may also be an
     iterable of ``(x, y)`` mini-batches — a ``torch.utils.data.DataLoader`` — given in X's
@@ -30,6 +30,13 @@ def fit(model, X, Y=None, optimizer=None, *, epochs, batch_size=64, loss=None, s
     ``on_epoch_end`` (or are called, if plain functions) and ``on_fit_end``.
     ``num_threads`` sets torch's CPU threads while it runs; by default small steps run on one
     thread, which is faster for them, and larger ones keep torch's setting.
+
+    Validation: ``val`` — data the model does not train on, as (X, Y), a Dataset or a
+    DataLoader — or ``val_fraction``, a share of the rows of X, Y held out (seeded by
+    ``seed``): after each epoch J on it, and for classification the accuracy, go into
+    ``History.metrics["val_cost"]`` and ``["val_accuracy"]``. ``loss`` left out, gdlab infers
+    the cost from the output and targets (:func:`gdlab.losses.infer_loss`) and names it in
+    ``History.loss``.
 
     Reliability (see docs/reliability.md):
 
@@ -57,4 +64,5 @@ def fit(model, X, Y=None, optimizer=None, *, epochs, batch_size=64, loss=None, s
                batch_order=batch_order, num_threads=num_threads, on_divergence=on_divergence,
                divergence_factor=divergence_factor, reduce_factor=reduce_factor,
                run_dir=run_dir, checkpoint_every=checkpoint_every, resume=resume,
-               shard_optimizer_state=shard_optimizer_state, backprop=backprop).run()
+               shard_optimizer_state=shard_optimizer_state, backprop=backprop, val=val,
+               val_fraction=val_fraction).run()

@@ -28,11 +28,13 @@ from ..data.batches import (
     batch_source,
     checked_order,
     shuffled_order,
+    split,
 )
 from ..ewa import EWA
 from ..losses import check_targets, default_loss, loss_name
 from . import gradients as gradient_paths
 from .callbacks.progress import ProgressBar
+from .callbacks.validation import Validation
 from .divergence import Diverged, DivergenceGuard, full_cost
 from .history import History, epoch_cost_of
 from .lr import LearningRate
@@ -54,7 +56,7 @@ class Fit:
                  schedule=None, seed=None, callbacks=(), progress=True, batch_order=None,
                  num_threads=None, on_divergence=None, divergence_factor=10.0,
                  reduce_factor=0.5, run_dir=None, checkpoint_every=10, resume=False,
-                 shard_optimizer_state=False, backprop="auto"):
+                 shard_optimizer_state=False, backprop="auto", val=None, val_fraction=None):
         from . import distributed
 
         Y, optimizer = _data_and_optimizer(X, Y, optimizer)
@@ -70,7 +72,9 @@ class Fit:
         self.sharded = distributed.is_sharded(optimizer)
         self.model, self.optimizer = model, optimizer
         self.epochs = check_positive_int("epochs", epochs)
-        self.source = self._source(X, Y, batch_size, batch_order)
+        if val_fraction is not None:
+            X, Y, val = _held_out(X, Y, val, val_fraction, seed)
+        self.source = _source(model, self.replicas, X, Y, batch_size, batch_order)
         self.batch_order = batch_order
         if loss is None:
             if isinstance(self.source, TensorBatches):
@@ -83,6 +87,8 @@ class Fit:
             in_memory=isinstance(self.source, TensorBatches))
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.callbacks = list(callbacks)
+        if val is not None:  # first: the other callbacks see the epoch's validation figures
+            self.callbacks.insert(0, Validation(_validation_source(model, val)))
         self.progress = progress and self.rank == 0
         self.history = History()
         self.learning_rate = LearningRate(optimizer, schedule, self.history)
@@ -109,22 +115,6 @@ class Fit:
                                LiveControl(run_dir)]
         if resume is not False and resume is not None:
             resume_from(self, resume)
-
-    def _source(self, X, Y, batch_size, batch_order):
-        """The batch source of the data, on the model's device in its dtype; each process's
-        shard of it in a data-parallel run."""
-        if Y is not None:
-            check_positive_int("batch_size", batch_size)
-        parameter = next(self.model.parameters(), None)
-        source = batch_source(X, Y, batch_size,
-                              device=parameter.device if parameter is not None else None,
-                              dtype=parameter.dtype if parameter is not None else None)
-        if not source.ordered and (batch_order is not None or self.replicas is not None):
-            what = "batch_order" if batch_order is not None else "data-parallel training"
-            raise ValueError(f"{what} needs the data as tensors X, Y (gdlab orders their "
-                             f"rows); an iterable of mini-batches such as a DataLoader keeps "
-                             f"its own order")
-        return ShardedBatches(source, self.replicas) if self.replicas is not None else source
 
     @property
     def m(self) -> int | None:
@@ -321,6 +311,45 @@ def _catch_sigint(run):
     previous = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, on_sigint)
     return previous if previous is not None else signal.default_int_handler
+
+
+def _source(model, replicas, X, Y, batch_size, batch_order):
+    """The batch source of the data, on the model's device in its dtype; each process's
+    shard of it in a data-parallel run."""
+    if Y is not None:
+        check_positive_int("batch_size", batch_size)
+    parameter = next(model.parameters(), None)
+    source = batch_source(X, Y, batch_size,
+                          device=parameter.device if parameter is not None else None,
+                          dtype=parameter.dtype if parameter is not None else None)
+    if not source.ordered and (batch_order is not None or replicas is not None):
+        what = "batch_order" if batch_order is not None else "data-parallel training"
+        raise ValueError(f"{what} needs the data as tensors X, Y (gdlab orders their "
+                         f"rows); an iterable of mini-batches such as a DataLoader keeps "
+                         f"its own order")
+    return ShardedBatches(source, replicas) if replicas is not None else source
+
+
+def _validation_source(model, val):
+    """The batch source of ``val``: (X, Y) tensors, a Dataset or a DataLoader."""
+    parameter = next(model.parameters(), None)
+    where = {"device": parameter.device if parameter is not None else None,
+             "dtype": parameter.dtype if parameter is not None else None}
+    if isinstance(val, tuple | list) and len(val) == 2 and not isinstance(val[0], tuple):
+        return batch_source(val[0], val[1], 1, **where)
+    return batch_source(val, **where)
+
+
+def _held_out(X, Y, val, fraction, seed):
+    """(X, Y, val) with ``fraction`` of the rows of X, Y held out as ``val``."""
+    if val is not None:
+        raise ValueError("give val (validation data) or val_fraction (a share of the training "
+                         "data held out), not both")
+    if Y is None:
+        raise ValueError("val_fraction holds out rows of tensors X, Y; with a DataLoader or "
+                         "Dataset, give val= (a second one) instead")
+    X, Y, X_val, Y_val = split(X, Y, fraction, seed)
+    return X, Y, (X_val, Y_val)
 
 
 def _data_and_optimizer(X, Y, optimizer):
