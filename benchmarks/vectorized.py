@@ -17,8 +17,8 @@ import torch  # noqa: E402
 
 import gdlab  # noqa: E402
 from gdlab.data.datasets import load_data  # noqa: E402
-from gdlab.lab.compare import initial_model  # noqa: E402
 from gdlab.lab.vectorized import VectorizedFit  # noqa: E402
+from gdlab.models import initial_model  # noqa: E402
 
 CONFIGS = 32
 EPOCHS = 200

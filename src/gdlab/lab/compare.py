@@ -1,16 +1,22 @@
 """``gdlab compare``: the same network, initialization and mini-batch order trained with each
-optimizer, with and without learning-rate decay."""
+optimizer, with and without learning-rate decay — on gdlab's built-in data with its MLP, or on
+any ``nn.Module`` and data (tensors, a Dataset or a DataLoader); over several seeds."""
 
 from __future__ import annotations
 
 import copy
+import statistics
 import time
+import warnings
+from dataclasses import dataclass
 
+import numpy as np
 import torch
+from torch import nn
 
 from .._checks import check_choice, check_positive, check_positive_int
-from ..data.datasets import Dataset
-from ..models import DTYPES, MLP, accuracy, check_layers, default_layers, initial_model
+from ..data.datasets import Dataset, load_data
+from ..models import DTYPES, accuracy, check_layers, default_layers, initial_model
 from ..optim import OPTIMIZERS
 from ..schedules import constant, parse_schedule
 from ..train import fit
@@ -24,46 +30,274 @@ DEFAULT_LR = {"gd": 0.1, "momentum": 0.1, "rmsprop": 0.005, "adam": 0.005}
 DEFAULT_DECAY = "inverse_time:decay_rate=1,time_interval=50"
 
 
-
 def make_optimizer(name: str, params, lr: float, flat: bool = True):
     check_choice("optimizer", name, OPTIMIZERS)
     return OPTIMIZERS[name](params, lr=lr, flat=flat)
 
 
-def train_run(dataset: Dataset, initial: MLP, optimizer: str, lr: float, schedule_text: str | None,
-              *, epochs: int, batch_size: int, seed: int, progress: bool = False,
-              callbacks=()) -> RunResult:
-    """One run from a copy of ``initial``: same weights, same mini-batch order (``seed``)."""
-    model = copy.deepcopy(initial)
+@dataclass
+class Setup:
+    """What every run of a comparison shares: the initial model (copied for each run), the
+    training data and the validation data (None: none), as ``fit`` takes them, the cost
+    (None: inferred) and the mini-batch size where the data fixes it (a DataLoader's)."""
+
+    initial: nn.Module
+    train: tuple
+    val: object | None
+    loss: object | None
+    batch_size: int | None = None
+
+
+def _run_label(optimizer: str, schedule_text: str | None) -> str:
+    return optimizer if schedule_text is None else f"{optimizer} + {schedule_text.split(':')[0]}"
+
+
+def train_run(setup: Setup, optimizer: str, lr: float, schedule_text: str | None, *,
+              epochs: int, batch_size: int, seed: int, callbacks=(), dataset=None) -> RunResult:
+    """One run from a copy of ``setup.initial``: same weights and buffers, same mini-batch
+    order and the same draws from torch's RNG (``seed``). ``dataset``: gdlab's own data, whose
+    train and test accuracy it gets."""
+    model = copy.deepcopy(setup.initial)
     schedule = parse_schedule(schedule_text, lr) if schedule_text else constant(lr)
-    dtype = next(model.parameters()).dtype
-    X = torch.as_tensor(dataset.X_train, dtype=dtype)
-    Y = torch.as_tensor(dataset.Y_train)
     # made before the clock starts: torch's first optimizer of a process imports torch._dynamo
     # (seconds), which is not the run's time
     optim = make_optimizer(optimizer, model.parameters(), lr)
+    torch.manual_seed(seed)  # the same dropout masks (any draw from torch's RNG) in every run
     start = time.perf_counter()
-    history = fit(model, X, Y, optim, epochs=epochs, batch_size=min(batch_size, len(X)),
-                  schedule=schedule, seed=seed, progress=progress, callbacks=callbacks)
+    history = fit(model, *setup.train, optim, epochs=epochs,
+                  batch_size=setup.batch_size or batch_size,
+                  schedule=schedule, seed=seed, progress=False, callbacks=callbacks,
+                  loss=setup.loss, val=setup.val)
     seconds = time.perf_counter() - start
     schedule_label = "constant" if schedule_text is None else schedule_text
-    label = optimizer if schedule_text is None else f"{optimizer} + {schedule_text.split(':')[0]}"
-    return RunResult(optimizer=optimizer, schedule=schedule_label, label=label, history=history,
-                     model=model, seconds=seconds,
-                     train_accuracy=accuracy(model, dataset.X_train, dataset.Y_train,
-                                             dataset.task),
-                     test_accuracy=accuracy(model, dataset.X_test, dataset.Y_test, dataset.task),
+    if dataset is not None:
+        train_acc = accuracy(model, dataset.X_train, dataset.Y_train, dataset.task)
+        test_acc = accuracy(model, dataset.X_test, dataset.Y_test, dataset.task)
+    else:
+        train_acc, test_acc = None, (history.metrics.get("val_accuracy") or [None])[-1]
+    return RunResult(optimizer=optimizer, schedule=schedule_label,
+                     label=_run_label(optimizer, schedule_text), history=history, model=model,
+                     seconds=seconds, train_accuracy=train_acc, test_accuracy=test_acc,
                      config={"optimizer": optimizer, "lr": lr, "schedule": schedule_label,
                              "epochs": epochs, "batch_size": batch_size, "seed": seed})
 
 
-def compare(dataset: Dataset, *, layers=None, optimizers=tuple(OPTIMIZERS), lr=None,
-            epochs: int = 100, batch_size: int = 64, decay: str | None = DEFAULT_DECAY,
-            seed: int = 0, dtype: str = "float32", progress: bool = False) -> list[RunResult]:
-    """Train every optimizer with constant α and (unless ``decay`` is None) with ``decay``.
+def _warm_up(setup: Setup, optimizers, batch_size: int) -> None:
+    """One untimed step of each optimizer on a copy of the model and the first rows: the
+    process's one-off costs (imports, kernels made on first use, the allocator's first
+    requests) fall here, not into the first timed run."""
+    X, Y = (setup.train if len(setup.train) == 2 else (None, None))
+    if not isinstance(X, torch.Tensor):
+        return
+    rows = min(batch_size, X.shape[0])
+    for name in optimizers:
+        model = copy.deepcopy(setup.initial)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit(model, X[:rows], Y[:rows], make_optimizer(name, model.parameters(), 1e-12),
+                epochs=1, batch_size=rows, seed=0, progress=False, loss=setup.loss)
 
-    ``lr`` is one α for all, or None for each optimizer's ``DEFAULT_LR``. ``progress`` shows
-    one bar over all runs' epochs.
+
+def _own_setup(model, data, seed: int, loss) -> Setup:
+    """The initial model (a factory is called under ``torch.manual_seed(seed)``) and the data
+    as ``fit`` takes it, from ``data``: (X, Y); ((X, Y), (X_val, Y_val)); a Dataset or a
+    DataLoader; or (train, val) of those."""
+    if callable(model) and not isinstance(model, nn.Module):
+        torch.manual_seed(seed)
+        model = model()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module or a function returning one, got "
+                        f"{type(model).__name__}")
+    train, val = data, None
+    if isinstance(data, tuple | list) and len(data) == 2 and not isinstance(data[0], torch.Tensor
+                                                                             | np.ndarray):
+        train, val = data
+    if isinstance(train, tuple | list):
+        return Setup(model, tuple(train), val, loss)
+    data, batch_size = _fixed_order(train)
+    return Setup(model, (data,), val, loss, batch_size)
+
+
+def _fixed_order(data):
+    """(data, its mini-batch size): a DataLoader's dataset, batched by gdlab in each run's
+    seeded order (so every optimizer sees the same mini-batches) with the loader's size;
+    other data as it is."""
+    from torch.utils.data import (
+        DataLoader,
+        IterableDataset,
+        RandomSampler,
+        SequentialSampler,
+        default_collate,
+    )
+
+    if not isinstance(data, DataLoader):
+        return data, None
+    if isinstance(data.dataset, IterableDataset) or data.batch_size is None or not isinstance(
+            data.sampler, RandomSampler | SequentialSampler) or data.collate_fn is not \
+            default_collate:
+        warnings.warn("the DataLoader has its own sampler, collate_fn or an iterable dataset: "
+                      "gdlab cannot give every run the same mini-batch order, so each run "
+                      "takes the loader's own", stacklevel=3)
+        return data, None
+    return data.dataset, data.batch_size
+
+
+@dataclass
+class Comparison:
+    """The runs of :func:`compare` (each optimizer, with and without decay, for each seed)."""
+
+    runs: list[RunResult]
+    seeds: list[int]
+
+    def groups(self) -> dict[str, list[RunResult]]:
+        """The runs by label ("adam", "adam + inverse_time", ...), one per seed."""
+        out: dict[str, list[RunResult]] = {}
+        for run in self.runs:
+            out.setdefault(run.label, []).append(run)
+        return out
+
+    def target_cost(self) -> float:
+        """The cost every run reaches: the highest final epoch cost of all (time to it is
+        comparable across runs, as AlgoPerf ranks by time to a target)."""
+        finals = [r.final_cost for r in self.runs if np.isfinite(r.final_cost)]
+        return max(finals) if finals else float("nan")
+
+    def summary(self) -> list[dict]:
+        """Per label, the median and the range over seeds of each figure, best first (by
+        validation cost where there is one, else by final training cost)."""
+        target, rows = self.target_cost(), []
+        for label, runs in self.groups().items():
+            figures = {"final cost": [r.final_cost for r in runs],
+                       "val cost": [_last(r.history.metrics.get("val_cost")) for r in runs],
+                       "accuracy": [r.test_accuracy for r in runs],
+                       "seconds": [r.seconds for r in runs],
+                       "steps to target": [_steps_to(r.history, target) for r in runs]}
+            rows.append({"label": label, **{k: _spread(v) for k, v in figures.items()}})
+        key = "val cost" if all(r["val cost"] is not None for r in rows) else "final cost"
+        rows.sort(key=lambda r: _sort_key(r[key]))
+        for i, row in enumerate(rows):
+            row["ranked by"] = key
+            row["overlaps next"] = i + 1 < len(rows) and _overlap(row[key], rows[i + 1][key])
+        return rows
+
+    def table(self) -> str:
+        """A text table, best first: median and [min–max] over seeds where there are several,
+        and a mark where a run's range overlaps the next one's (the order is not settled)."""
+        rows = self.summary()
+        head = ["run", "final cost", "val cost", "accuracy", "time (s)", "steps to target"]
+        cells = [head] + [[r["label"], _show(r["final cost"], ".4g"), _show(r["val cost"], ".4g"),
+                           _show(r["accuracy"], ".1%"), _show(r["seconds"], ".2f"),
+                           _show(r["steps to target"], ".0f")] for r in rows]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                           for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+                 for row in cells]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        notes = [f"ranked by {rows[0]['ranked by']}" + (
+            f", median over {len(self.seeds)} seeds [min–max]" if len(self.seeds) > 1 else "")
+            + f"; steps to target: mini-batches until the epoch cost ≤ {self.target_cost():.4g}"]
+        notes += [f"{a['label']} and {b['label']}: their ranges overlap, the order may be luck"
+                  for a, b in zip(rows, rows[1:]) if a["overlaps next"]]
+        return "\n".join(lines + notes)
+
+    def plot(self):
+        """Epoch cost per run label against the epoch: the median over seeds, with the range as
+        a band (a matplotlib Figure, e.g. for a notebook)."""
+        from matplotlib.figure import Figure
+
+        from ..report.style import run_style, styled
+
+        @styled
+        def draw():
+            fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+            ax = fig.subplots()
+            for label, runs in self.groups().items():
+                curves = np.array([r.history.epoch_costs for r in runs], dtype=float)
+                epochs = np.arange(1, curves.shape[1] + 1)
+                style = run_style(runs[0])
+                ax.plot(epochs, np.median(curves, 0), label=label, **style)
+                if len(runs) > 1:
+                    ax.fill_between(epochs, curves.min(0), curves.max(0), alpha=0.15,
+                                    color=style.get("color"))
+            ax.set(xlabel="epoch", ylabel="cost J", yscale="log")
+            ax.legend(fontsize="small")
+            return fig
+
+        return draw()
+
+    def write_report(self, folder, dataset=None, *, title: str = "gdlab compare",
+                     config=None):
+        """The report of ``gdlab compare`` (report.html, figures, CSVs) in ``folder``."""
+        from ..report import write_report
+
+        return write_report(folder, self.runs, dataset if dataset is not None else
+                            _summary(self.runs), title=title, config=config)
+
+
+def _last(values):
+    return values[-1] if values else None
+
+
+def _steps_to(history, target: float):
+    """Mini-batches taken until the first epoch whose cost J ≤ ``target`` (None: never)."""
+    per_epoch = len(history.costs) / max(len(history.epoch_costs), 1)
+    for k, cost in enumerate(history.epoch_costs):
+        if cost <= target:
+            return (k + 1) * per_epoch
+    return None
+
+
+def _spread(values):
+    """(median, min, max) of the values that exist, or None."""
+    values = [float(v) for v in values if v is not None]
+    return (statistics.median(values), min(values), max(values)) if values else None
+
+
+def _sort_key(spread):
+    return spread[0] if spread is not None and np.isfinite(spread[0]) else float("inf")
+
+
+def _overlap(a, b) -> bool:
+    return a is not None and b is not None and a[1] <= b[2] and b[1] <= a[2]
+
+
+def _show(spread, spec: str) -> str:
+    if spread is None:
+        return "—"
+    median, low, high = spread
+    text = format(median, spec)
+    return text if low == high else f"{text} [{format(low, spec)}–{format(high, spec)}]"
+
+
+def _summary(runs):
+    """What the report says of data that is not one of gdlab's datasets."""
+    history = runs[0].history
+    task = {"cross_entropy": "multiclass", "binary_cross_entropy": "binary",
+            "CrossEntropyLoss": "multiclass", "BCEWithLogitsLoss": "binary"}.get(
+        history.loss, "regression" if history.loss == "squared_error" else "other")
+    m = round(len(history.costs) / max(len(history.epoch_costs), 1) *
+              (runs[0].config.get("batch_size") or 1))
+    rows = np.empty((m, 0))
+    return Dataset(name="your data", X_train=rows, Y_train=rows, X_test=np.empty((0, 0)),
+                   Y_test=np.empty(0), task=task, n_outputs=0,
+                   feature_names=[f"cost: {history.loss}"])
+
+
+def compare(model=None, data="moons", *, layers=None, optimizers=tuple(OPTIMIZERS), lr=None,
+            epochs: int = 100, batch_size: int = 64, decay: str | None = DEFAULT_DECAY,
+            seed: int = 0, seeds: int = 1, loss=None, dtype: str = "float32",
+            progress: bool = False) -> Comparison:
+    """Train every optimizer with constant α and (unless ``decay`` is None) with ``decay``,
+    each from the same initial weights and in the same mini-batch order, for ``seeds`` seeds
+    (``seed``, ``seed`` + 1, ...): a :class:`Comparison`.
+
+    ``model``: an ``nn.Module`` (every run starts from a copy of its exact state, buffers
+    included), a function returning one (called once per seed under that seed), or None: a
+    gdlab MLP (``layers``, default [n_x, 16, 8, n_y]) for gdlab's own ``data`` — a built-in
+    set's name, a CSV/NPZ path or a :class:`gdlab.data.datasets.Dataset`. Other ``data``:
+    (X, Y); ((X, Y), (X_val, Y_val)); a Dataset or DataLoader; or (train, val) of those.
+    ``lr``: one α for all, or None for each optimizer's ``DEFAULT_LR``. ``loss``: the cost
+    (None: inferred). ``progress`` shows one bar over all runs' epochs.
     """
     for name in optimizers:
         check_choice("optimizer", name, OPTIMIZERS)
@@ -71,22 +305,33 @@ def compare(dataset: Dataset, *, layers=None, optimizers=tuple(OPTIMIZERS), lr=N
         check_positive("lr", lr)
     check_positive_int("epochs", epochs)
     check_positive_int("batch_size", batch_size)
+    check_positive_int("seeds", seeds)
     check_choice("dtype", dtype, DTYPES)
     if decay is not None:
         parse_schedule(decay, 1.0)  # fail before any training if the schedule is malformed
-    layers = check_layers(layers, dataset) if layers is not None else default_layers(dataset)
-    initial = initial_model(dataset, layers, seed, DTYPES[dtype])
+    own = model is not None
+    dataset = None if own else (data if isinstance(data, Dataset) else load_data(data,
+                                                                                  seed=seed))
+    if not own:
+        layers = check_layers(layers, dataset) if layers is not None else default_layers(dataset)
+        batch_size = min(batch_size, len(dataset.X_train))
     schedules = (None,) if decay is None else (None, decay)
     plan = [(name, schedule) for name in dict.fromkeys(optimizers) for schedule in schedules]
-    bar = ProgressBar(len(plan) * epochs) if progress else None
+    bar = ProgressBar(len(plan) * epochs * seeds) if progress else None
     runs = []
-    for name, schedule in plan:
-        if bar is not None:
-            bar.describe(name if schedule is None else f"{name} + decay")
-        runs.append(train_run(dataset, initial, name, lr or DEFAULT_LR[name], schedule,
-                              epochs=epochs, batch_size=batch_size, seed=seed,
-                              callbacks=() if bar is None else (bar,)))
+    for s in range(seed, seed + seeds):
+        setup = _own_setup(model, data, s, loss) if own else Setup(
+            initial_model(dataset, layers, s, DTYPES[dtype]),
+            (torch.as_tensor(dataset.X_train, dtype=DTYPES[dtype]),
+             torch.as_tensor(dataset.Y_train)), None, None)
+        _warm_up(setup, dict.fromkeys(optimizers), batch_size)
+        for name, schedule in plan:
+            if bar is not None:
+                bar.describe(name if schedule is None else f"{name} + decay")
+            runs.append(train_run(setup, name, lr or DEFAULT_LR[name], schedule,
+                                  epochs=epochs, batch_size=batch_size, seed=s,
+                                  callbacks=() if bar is None else (bar,), dataset=dataset))
     if bar is not None:
         bar.close()
-    return runs
+    return Comparison(runs, list(range(seed, seed + seeds)))
 
