@@ -183,3 +183,52 @@ def test_sigkill_at_random_moments_and_resume_is_exact(tmp_path, capsys):
     assert not list(run.glob(".*.tmp"))  # the temporary files of the killed writes are gone
     assert [epochs for _, epochs in done] == sorted(epochs for _, epochs in done)
     assert done[-1][1] < EPOCHS  # the last kill was still training
+
+
+def test_sigkill_during_a_history_append_and_resume_is_exact(tmp_path, capsys, monkeypatch):
+    """The history goes to history.jsonl an epoch at a time; a kill half-way through a line
+    leaves a part of it after the last checkpoint, which the resumed run cuts off."""
+    from gdlab.train.callbacks.checkpoint import HISTORY_LOG, TEST_HISTORY_DELAY_ENV
+
+    reference = tmp_path / "reference"
+    assert main([*ARGS, "--out", str(reference)]) == 0
+    capsys.readouterr()
+    run, log = tmp_path / "run", tmp_path / "run" / HISTORY_LOG
+    monkeypatch.setenv(TEST_HISTORY_DELAY_ENV, "0.3")
+    p = _Forked([*ARGS, "--out", str(run)], tmp_path / "log0.txt")
+
+    def half_a_line_after_three():
+        data = log.read_bytes() if log.exists() else b""
+        return data.count(b"\n") >= 3 and not data.endswith(b"\n")
+
+    _wait_for(half_a_line_after_three, p)
+    p.kill()
+    assert not log.read_bytes().endswith(b"\n") and _epoch(run) >= 2
+    monkeypatch.delenv(TEST_HISTORY_DELAY_ENV)
+    status, out = _Forked(["fit", "--resume", str(run), "-q"], tmp_path / "log1.txt").finish()
+    assert status == 0, out
+    assert _rows(run / "history.csv") == _rows(reference / "history.csv")
+    a, b = load_file(run / "model.safetensors"), load_file(reference / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert log.read_bytes().endswith(b"\n") and log.read_bytes().count(b"\n") == EPOCHS
+
+
+def test_a_checkpoints_size_does_not_grow_with_the_run(tmp_path):
+    from gdlab import MLP, Adam, fit
+    from gdlab.train.callbacks.checkpoint import read_checkpoint
+
+    X = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
+    Y = (X[:, :1] > 0).float()
+    sizes = {}
+    for epochs in (20, 200):
+        torch.manual_seed(0)
+        model = MLP([2, 4, 1])
+        history = fit(model, X, Y, Adam(model.parameters(), lr=0.01), epochs=epochs,
+                      batch_size=20, seed=0, progress=False, run_dir=tmp_path / str(epochs))
+        sizes[epochs] = (tmp_path / str(epochs) / CHECKPOINT).stat().st_size
+        state = read_checkpoint(tmp_path / str(epochs) / CHECKPOINT)
+        assert state["history"]["costs"] == history.costs  # put back from history.jsonl
+        assert len(history.costs) == 10 * epochs
+    # the same but for a counter's bytes (torch.save aligns its records at 64 bytes), where the
+    # 1800 more mini-batch costs alone would add over 16 kB
+    assert abs(sizes[200] - sizes[20]) <= 64, sizes

@@ -61,6 +61,22 @@ class History:
                 "lrs": len(self.lrs), "times": len(self.times), "events": len(self.events),
                 "metrics": {name: len(values) for name, values in self.metrics.items()}}
 
+    def since(self, lengths: dict) -> dict:
+        """What was added after ``_lengths()`` gave ``lengths``, as plain values (a chunk that
+        :meth:`extend` appends)."""
+        chunk = {name: getattr(self, name)[lengths[name]:]
+                 for name in ("costs", "epoch_costs", "lrs", "times", "events")}
+        chunk["metrics"] = {name: values[lengths["metrics"].get(name, 0):]
+                            for name, values in self.metrics.items()}
+        return chunk
+
+    def extend(self, chunk: dict) -> None:
+        """Append a chunk that :meth:`since` made."""
+        for name in ("costs", "epoch_costs", "lrs", "times", "events"):
+            getattr(self, name).extend(chunk[name])
+        for name, values in chunk["metrics"].items():
+            self.metrics.setdefault(name, []).extend(values)
+
     def _truncate(self, lengths: dict) -> None:
         """Back to the lengths ``_lengths()`` gave (drops what an abandoned epoch added)."""
         for name in ("costs", "epoch_costs", "lrs", "times", "events"):
@@ -82,3 +98,4 @@ def epoch_cost_of(costs, sizes):
     if (sizes[:-1] == head).all():
         return (head * costs[:-1].sum(0) + last * costs[-1]) / sizes.sum()
     return np.tensordot(sizes, costs, 1) / sizes.sum()
+

@@ -1,15 +1,21 @@
 """Checkpoints of a running fit: written atomically, checked by checksum, loaded without
 unpickling anything.
 
-A checkpoint holds :meth:`gdlab.Fit.state_dict`: the model's weights, the optimizer's state
-(moments v and S, step counts t), the schedule's position, epoch_num and the mini-batch step t,
-the history so far, the manual α and every random-number generator state (torch's, the
-shuffle generator's, numpy's and Python's), so a resumed run continues bit for bit.
+A checkpoint holds what :meth:`gdlab.Fit.state_dict` holds: the model's weights, the
+optimizer's state (moments v and S, step counts t), the schedule's position, epoch_num and the
+mini-batch step t, the manual α and every random-number generator state (torch's, the shuffle
+generator's, numpy's and Python's), so a resumed run continues bit for bit — and the history,
+which the :class:`Checkpoint` callback keeps out of it: the history is appended to
+``history.jsonl`` as the run goes (one line of JSON an epoch: what it added), and a checkpoint
+records how many bytes of that file it covers. So a checkpoint's size and cost stay the same
+however long the run; :func:`read_checkpoint` puts the history covered back into the state,
+and a resumed run cuts the file back to its checkpoint's length before appending.
 
 On disk, in the run folder::
 
     checkpoint.pt        the latest checkpoint
     checkpoint.prev.pt   the one before it, kept until a newer one is complete
+    history.jsonl        the history, appended an epoch at a time
 
 Each file is one header line ``gdlab-checkpoint 1 <sha256 of the payload> <length>`` followed
 by the payload, written by ``torch.save`` and read by ``torch.load(..., weights_only=True)``
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import time
 import warnings
@@ -34,24 +41,28 @@ from ..._checks import check_positive_int
 from ..._files import fsync_dir, temporary
 
 CHECKPOINT = "checkpoint.pt"
+HISTORY_LOG = "history.jsonl"
 PREVIOUS = "checkpoint.prev.pt"
 MAGIC = b"gdlab-checkpoint"
 VERSION = 1
 #: tests only: seconds to pause in the middle of each checkpoint write and between its renames,
 #: so that a test can kill the process exactly there
 TEST_DELAY_ENV = "GDLAB_TEST_CHECKPOINT_DELAY"
+#: tests only: seconds to pause in the middle of each line appended to history.jsonl
+TEST_HISTORY_DELAY_ENV = "GDLAB_TEST_HISTORY_DELAY"
 
 __all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "read_checkpoint",
-           "latest_checkpoint", "CHECKPOINT", "PREVIOUS"]
+           "latest_checkpoint", "read_history", "HistoryLog", "CHECKPOINT", "PREVIOUS",
+           "HISTORY_LOG"]
 
 
 class CheckpointError(ValueError):
     """A checkpoint file that is missing, damaged or not a gdlab checkpoint."""
 
 
-def _test_delay() -> float:
+def _test_delay(name: str = TEST_DELAY_ENV) -> float:
     try:
-        return max(0.0, float(os.environ.get(TEST_DELAY_ENV, "0") or 0))
+        return max(0.0, float(os.environ.get(name, "0") or 0))
     except ValueError:
         return 0.0
 
@@ -126,7 +137,100 @@ def read_checkpoint(path) -> dict:
         raise CheckpointError(f"{path} cannot be loaded: {message}") from None
     if not isinstance(state, dict) or "epoch_num" not in state:
         raise CheckpointError(f"{path} does not hold the state of a fit")
+    if "history" not in state and "history_log" in state:
+        state["history"] = read_history(path.parent / HISTORY_LOG,
+                                        state["history_log"]["bytes"]).state_dict()
     return state
+
+
+def read_history(path, length: int):
+    """The history in the first ``length`` bytes of a ``history.jsonl``; CheckpointError if
+    the file is shorter or damaged there."""
+    from ..history import History
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(length)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(data) != length:
+        raise CheckpointError(f"{path} is shorter ({len(data)} bytes) than its checkpoint "
+                              f"says ({length} bytes)")
+    history = History()
+    try:
+        for line in data.splitlines():
+            history.extend(json.loads(line))
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{path} is damaged within its first {length} bytes") from None
+    return history
+
+
+class HistoryLog:
+    """A run's history appended to ``path`` as it grows: each :meth:`append` writes one line of
+    JSON, what the history gained since the line before (:meth:`History.since`)."""
+
+    def __init__(self, path):
+        self.path, self.file, self.written = Path(path), None, None
+
+    def start(self, history) -> None:
+        """Continue the file where it holds exactly ``history`` (cutting off what a crash left
+        after it); a file that does not hold it is written anew."""
+        empty = history._lengths() == _empty_lengths()
+        end = 0 if empty else self._end_of(history)
+        if end is None:  # not this history: written anew, as one chunk
+            self.file, self.written = open(self.path, "wb"), _empty_lengths()
+        else:
+            self.file = open(self.path, "r+b" if self.path.exists() else "wb")
+            self.file.truncate(end)
+            self.file.seek(end)
+            self.written = history._lengths()
+        self.append(history)
+
+    def _end_of(self, history):
+        """The byte offset after which the file holds exactly ``history``, or None."""
+        from ..history import History
+
+        target, held, offset = history._lengths(), History(), 0
+        try:
+            with open(self.path, "rb") as f:
+                for line in f:
+                    if not line.endswith(b"\n"):
+                        break
+                    held.extend(json.loads(line))
+                    offset += len(line)
+                    if held._lengths() == target:
+                        return offset
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return None
+
+    def append(self, history) -> None:
+        chunk = history.since(self.written)
+        if any(chunk[name] for name in ("costs", "epoch_costs", "lrs", "times", "events")) \
+                or any(chunk["metrics"].values()):
+            line, delay = json.dumps(chunk).encode() + b"\n", _test_delay(TEST_HISTORY_DELAY_ENV)
+            if delay:
+                self.file.write(line[:len(line) // 2])
+                self.file.flush()
+                time.sleep(delay)
+                line = line[len(line) // 2:]
+            self.file.write(line)
+            self.file.flush()
+        self.written = history._lengths()
+
+    def sync(self) -> int:
+        """Flush the file to the disk; its length in bytes."""
+        os.fsync(self.file.fileno())
+        return self.file.tell()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def _empty_lengths() -> dict:
+    return {"costs": 0, "epoch_costs": 0, "lrs": 0, "times": 0, "events": 0, "metrics": {}}
 
 
 def latest_checkpoint(run_dir, on_message=None) -> tuple[dict, Path] | None:
@@ -175,9 +279,16 @@ class Checkpoint:
         self.every = check_positive_int("checkpoint every", every)
         self.handle_sigint = bool(handle_sigint)
         self.saved_epoch = None
+        self.log = HistoryLog(self.run_dir / HISTORY_LOG)
 
     def save(self, run) -> Path:
-        path = save_checkpoint(run.state_dict(), self.run_dir)
+        """The run's state, its history up to now in ``history.jsonl`` (flushed to the disk
+        first) and the length of that file in the checkpoint."""
+        from ..state import run_state
+
+        self.log.append(run.history)
+        state = {**run_state(run), "history_log": {"bytes": self.log.sync()}}
+        path = save_checkpoint(state, self.run_dir)
         self.saved_epoch = run.epoch_num
         return path
 
@@ -190,15 +301,20 @@ class Checkpoint:
         if run.epoch_num == 0:  # a fresh run: checkpoints of an earlier run must not be resumed
             for name in (CHECKPOINT, PREVIOUS):
                 (self.run_dir / name).unlink(missing_ok=True)
+        self.log.start(run.history)
 
     def on_epoch_end(self, run) -> None:
+        self.log.append(run.history)
         if run.epoch_num % self.every == 0:
             self.save(run)
 
     def on_interrupt(self, run) -> None:
         if self.saved_epoch != run.epoch_num:
             self.save(run)
+        self.log.close()
 
     def on_fit_end(self, run) -> None:
         if self.saved_epoch != run.epoch_num:
             self.save(run)
+        self.log.append(run.history)
+        self.log.close()
