@@ -5,6 +5,7 @@ what it computed, and answer bad input with one line on stderr and exit status 2
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 import gdlab
-from gdlab import cli_figures
+from gdlab.cli import figures as cli_figures
 from gdlab.cli import main
 from gdlab.lab import figures
 
@@ -55,7 +56,7 @@ def _error(capsys, *argv) -> str:
 # ---------------------------------------------------------------------------- figures
 
 
-def test_figures_writes_all_six_and_the_report(tmp_path, capsys, monkeypatch):
+def test_figures_writes_all_seven_and_the_report(tmp_path, capsys, monkeypatch):
     drawn = {}
     real_png = figures.png_bytes
 
@@ -64,6 +65,9 @@ def test_figures_writes_all_six_and_the_report(tmp_path, capsys, monkeypatch):
         return real_png(fig, *args, **kwargs)
 
     monkeypatch.setattr(figures, "png_bytes", png_bytes)
+    # figure 7 times training steps; the test draws it from a small setting
+    monkeypatch.setattr(figures, "batch_timing_data", functools.partial(
+        figures.batch_timing_data, sizes=(63, 64, 65), examples=64, repeats=2))
     out = tmp_path / "figs"
     status, stdout, err = run(capsys, "figures", "--out", out)
     assert status == 0, err
@@ -72,13 +76,14 @@ def test_figures_writes_all_six_and_the_report(tmp_path, capsys, monkeypatch):
         assert f"figure {spec.number}: {out / spec.file}" in stdout
     assert json.loads((out / "config.json").read_text())["command"] == "figures"
     page = (out / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 6 and 'id="explore"' in page
-    # the six figures, by their matplotlib objects
+    assert page.count('src="data:image/png;base64,') == 7 and 'id="explore"' in page
+    # the seven figures, by their matplotlib objects (figure 5: paths and traces, 2 × 3)
     panels = sorted(len(fig.axes) for fig in drawn.values())
-    assert len(drawn) == 6 and panels == [1, 1, 1, 2, 2, 3]
+    assert len(drawn) == 7 and panels == [1, 1, 1, 2, 2, 3, 6]
     titles = " | ".join(drawn)
     for words in ("Batch vs mini-batch", "stochastic gradient descent", "daily high",
-                  "Bias correction", "oscillates", "Learning-rate decay"):
+                  "Bias correction", "oscillates", "Learning-rate decay",
+                  "Do powers of two run faster?"):
         assert words in titles, words
     # a second run into the same (gdlab) folder is allowed; a foreign folder is not
     assert run(capsys, "figures", "bias-correction", "--out", out)[0] == 0

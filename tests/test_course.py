@@ -16,7 +16,10 @@ import re
 import numpy as np
 import pytest
 import sklearn.datasets
+import torch
 
+import gdlab
+import gdlab.course
 from gdlab.lab import course
 from gdlab.lab.course import course_data, format_course, run_course
 
@@ -457,3 +460,199 @@ def test_progress_bar_does_not_change_the_result(capsys):
 def test_validation_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         run_course(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# gdlab.course: the assignment's functions in its own form, against the reference above
+# ---------------------------------------------------------------------------------------------
+
+LAYERS = (3, 4, 2, 1)
+
+
+def random_parameters(seed=0, layer_dims=LAYERS):
+    rng = np.random.default_rng(seed)
+    parameters = {}
+    for l in range(1, len(layer_dims)):
+        parameters[f"W{l}"] = rng.normal(size=(layer_dims[l], layer_dims[l - 1]))
+        parameters[f"b{l}"] = rng.normal(size=(layer_dims[l], 1))
+    return parameters
+
+
+def random_grads(parameters, seed):
+    rng = np.random.default_rng(seed)
+    return {f"d{key}": rng.normal(size=value.shape) for key, value in parameters.items()}
+
+
+def copied(d):
+    return {key: value.copy() for key, value in d.items()}
+
+
+def test_momentum_one_step_by_hand():
+    parameters = {"W1": np.array([[1.0, 2.0]]), "b1": np.array([[0.5]])}
+    grads = {"dW1": np.array([[0.1, -0.2]]), "db1": np.array([[1.0]])}
+    v = gdlab.course.initialize_velocity(parameters)
+    assert v.keys() == {"dW1", "db1"} and not v["dW1"].any() and v["db1"].shape == (1, 1)
+    parameters, v = gdlab.course.update_parameters_with_momentum(parameters, grads, v, beta=0.9,
+                                                                 learning_rate=0.1)
+    # v := 0.9·0 + 0.1·dW ;  W := W - 0.1·v
+    np.testing.assert_allclose(v["dW1"], [[0.01, -0.02]], rtol=1e-15)
+    np.testing.assert_allclose(v["db1"], [[0.1]], rtol=1e-15)
+    np.testing.assert_allclose(parameters["W1"], [[0.999, 2.002]], rtol=1e-15)
+    np.testing.assert_allclose(parameters["b1"], [[0.49]], rtol=1e-15)
+
+
+def test_adam_first_step_by_hand():
+    """At t = 1 the corrected moments are dW and dW², so W moves by α·dW/(|dW| + ε)."""
+    parameters = {"W1": np.array([[1.0, 2.0]]), "b1": np.array([[0.5]])}
+    grads = {"dW1": np.array([[0.1, -0.2]]), "db1": np.array([[4.0]])}
+    v, s = gdlab.course.initialize_adam(parameters)
+    parameters, v, s, v_hat, s_hat = gdlab.course.update_parameters_with_adam(
+        parameters, grads, v, s, t=1, learning_rate=0.01)
+    np.testing.assert_allclose(v["dW1"], [[0.01, -0.02]], rtol=1e-14)  # (1-β₁)·dW
+    np.testing.assert_allclose(s["db1"], [[0.016]], rtol=1e-13)  # (1-β₂)·dW²
+    np.testing.assert_allclose(v_hat["dW1"], [[0.1, -0.2]], rtol=1e-14)
+    np.testing.assert_allclose(s_hat["db1"], [[16.0]], rtol=1e-13)
+    np.testing.assert_allclose(parameters["W1"], [[1 - 0.01 * 0.1 / (0.1 + 1e-8),
+                                                   2 + 0.01 * 0.2 / (0.2 + 1e-8)]], rtol=1e-15)
+    np.testing.assert_allclose(parameters["b1"], [[0.5 - 0.01 * 4 / (4 + 1e-8)]], rtol=1e-15)
+
+
+def test_gd_momentum_and_adam_equal_the_assignment_over_steps():
+    ours = {"gd": random_parameters(), "momentum": random_parameters(),
+            "adam": random_parameters()}
+    ref = {name: copied(p) for name, p in ours.items()}
+    v_ours, v_ref = gdlab.course.initialize_velocity(ours["momentum"]), initialize_velocity(
+        ref["momentum"])
+    (va, sa), (va_ref, sa_ref) = gdlab.course.initialize_adam(ours["adam"]), initialize_adam(
+        ref["adam"])
+    for t in range(1, 6):
+        grads = random_grads(ours["gd"], seed=t)
+        gdlab.course.update_parameters_with_gd(ours["gd"], copied(grads), 0.05)
+        update_parameters_with_gd(ref["gd"], grads, 0.05)
+        ours["momentum"], v_ours = gdlab.course.update_parameters_with_momentum(
+            ours["momentum"], copied(grads), v_ours, 0.9, 0.05)
+        update_parameters_with_momentum(ref["momentum"], grads, v_ref, 0.9, 0.05)
+        got = gdlab.course.update_parameters_with_adam(ours["adam"], copied(grads), va, sa,
+                                                       np.int64(t), 0.02)
+        want = update_parameters_with_adam(ref["adam"], grads, va_ref, sa_ref, t, 0.02)
+        for got_d, want_d in zip(got, want, strict=True):
+            assert got_d.keys() == want_d.keys()
+            for key in want_d:
+                np.testing.assert_allclose(got_d[key], want_d[key], rtol=1e-13, atol=1e-15)
+    for name in ours:
+        for key in ref[name]:
+            np.testing.assert_allclose(ours[name][key], ref[name][key], rtol=1e-13)
+    np.testing.assert_allclose(v_ours["db2"], v_ref["db2"], rtol=1e-13)
+
+
+def _torch_params(parameters):
+    return {key: torch.nn.Parameter(torch.from_numpy(value.copy())) for key, value in
+            parameters.items()}
+
+
+@pytest.mark.parametrize("name", ["momentum", "adam"])
+def test_equal_to_gdlabs_own_optimizers(name):
+    """The adapters and gdlab.Momentum / gdlab.Adam run the same rule: equal to the last bit on
+    the optimizers' reference path (one parameter at a time; the fused path may round the last
+    bit differently and is tested against the reference path in test_fused.py)."""
+    parameters = random_parameters(seed=1)
+    tensors = _torch_params(parameters)
+    if name == "momentum":
+        optimizer = gdlab.Momentum(tensors.values(), lr=0.05, beta=0.8, flat=False)
+        v = gdlab.course.initialize_velocity(parameters)
+    else:
+        optimizer = gdlab.Adam(tensors.values(), lr=0.02, beta1=0.8, beta2=0.99, eps=1e-7,
+                               flat=False)
+        v, s = gdlab.course.initialize_adam(parameters)
+    for t in range(1, 5):
+        grads = random_grads(parameters, seed=10 + t)
+        for key, tensor in tensors.items():
+            tensor.grad = torch.from_numpy(grads[f"d{key}"].copy())
+        optimizer.step()
+        if name == "momentum":
+            parameters, v = gdlab.course.update_parameters_with_momentum(parameters, grads, v,
+                                                                         0.8, 0.05)
+        else:
+            parameters, v, s, _, _ = gdlab.course.update_parameters_with_adam(
+                parameters, grads, v, s, t, learning_rate=0.02, beta1=0.8, beta2=0.99,
+                epsilon=1e-7)
+        for key, tensor in tensors.items():
+            assert np.array_equal(parameters[key], tensor.detach().numpy()), (t, key)
+
+
+@pytest.mark.parametrize(("m", "size", "seed"), [(148, 64, 0), (300, 64, 11), (128, 64, 3),
+                                                 (5, 1, 2), (7, 10, 1)])
+def test_random_mini_batches_equal_the_assignment(m, size, seed):
+    rng = np.random.default_rng(m)
+    X, Y = rng.normal(size=(3, m)), (rng.random((1, m)) > 0.5).astype(np.float64)
+    got = gdlab.course.random_mini_batches(X, Y, size, seed)
+    want = random_mini_batches(X, Y, size, seed)
+    assert len(got) == len(want) == math.ceil(m / size)
+    for (X_t, Y_t), (X_ref, Y_ref) in zip(got, want, strict=True):
+        assert X_t.shape == X_ref.shape and Y_t.shape == Y_ref.shape
+        assert np.array_equal(X_t, X_ref) and np.array_equal(Y_t, Y_ref)
+    assert got[-1][0].shape[1] == (m % size or size)
+
+
+def test_decay_equals_the_assignment_and_takes_numpy_integers():
+    # the lecture's table: α₀ = 0.2, decay_rate = 1 gives 0.1, 0.067, 0.05, 0.04
+    assert [gdlab.course.update_lr(0.2, e, 1) for e in (1, 2, 3, 4)] == pytest.approx(
+        [0.1, 0.2 / 3, 0.05, 0.04], rel=1e-15)
+    for epoch_num in [0, 1, 7, 999, 1000, 2500, np.int64(3), np.int32(4000)]:
+        assert gdlab.course.update_lr(0.5, epoch_num, 0.3) == pytest.approx(
+            update_lr(0.5, epoch_num, 0.3), rel=1e-15)
+        assert gdlab.course.schedule_lr_decay(0.5, epoch_num, 0.3) == pytest.approx(
+            schedule_lr_decay(0.5, epoch_num, 0.3), rel=1e-15)
+    assert gdlab.course.schedule_lr_decay(0.1, 999, 1) == 0.1  # time_interval=1000 by default
+    assert gdlab.course.schedule_lr_decay(0.1, 1000, 1) == 0.05
+    assert gdlab.course.schedule_lr_decay(0.1, 10, 1, time_interval=5) == pytest.approx(0.1 / 3)
+
+
+def _bad_inputs():
+    p = random_parameters()
+    g = random_grads(p, 0)
+    v, s = gdlab.course.initialize_adam(p)
+    without_b2 = {k: val for k, val in p.items() if k != "b2"}
+    flat_b1 = {**p, "b1": p["b1"].ravel()}
+    wrong_W2 = {**p, "W2": np.zeros((2, 3))}
+    X = np.zeros((3, 10))
+    momentum, adam = (gdlab.course.update_parameters_with_momentum,
+                      gdlab.course.update_parameters_with_adam)
+    return [
+        (lambda: gdlab.course.initialize_velocity(without_b2),
+         r"parameters must hold W1, b1, …, W3, b3 \(.*\); missing 'b2'$"),
+        (lambda: gdlab.course.initialize_adam({"w1": p["W1"]}), r"missing 'W1'$"),
+        (lambda: gdlab.course.initialize_velocity({**p, "W9": 1}),
+         r"unexpected key 'W9'$"),
+        (lambda: gdlab.course.initialize_velocity(flat_b1),
+         r"parameters\['b1'\] must have shape \(n_1, 1\) = \(4, 1\), got \(4,\)$"),
+        (lambda: gdlab.course.initialize_velocity(wrong_W2),
+         r"parameters\['W2'\] must have shape \(n_2, n_1\) = \(n_2, 4\), got \(2, 3\)$"),
+        (lambda: gdlab.course.update_parameters_with_gd(p, {**g, "dW3": np.zeros((1, 3))}, 0.1),
+         r"grads\['dW3'\] must have shape \(1, 2\) \(that of parameters\['W3'\]\), "
+         r"got \(1, 3\)$"),
+        (lambda: momentum(p, {k: val for k, val in g.items() if k != "db3"}, v, 0.9, 0.1),
+         r"grads must hold db3 of shape \(1, 1\) \(that of parameters\['b3'\]\); "
+         r"missing 'db3'$"),
+        (lambda: momentum(p, g, {**v, "dW1": v["dW1"].T}, 0.9, 0.1),
+         r"v\['dW1'\] must have shape \(4, 3\)"),
+        (lambda: adam(p, g, v, {**s, "db2": np.zeros(2)}, 1), r"s\['db2'\] must have shape"),
+        (lambda: adam(p, g, v, s, 0), r"t must be an integer >= 1 \(Adam's step count"),
+        (lambda: adam(p, g, v, s, 1.0), r"t must be an integer >= 1"),
+        (lambda: momentum(p, g, v, 1.0, 0.1), r"beta must be in \[0, 1\), got 1.0$"),
+        (lambda: gdlab.course.random_mini_batches(X.T, np.zeros((1, 10))),
+         r"Y must have shape \(1, m\) = \(1, 3\), one column per example, got \(1, 10\)$"),
+        (lambda: gdlab.course.random_mini_batches(X[0], np.zeros((1, 10))),
+         r"X must have shape \(n_x, m\), one column per example, got \(10,\)$"),
+        (lambda: gdlab.course.random_mini_batches(X, np.zeros(10)),
+         r"Y must have shape \(1, m\) = \(1, 10\), one column per example, got \(10,\)$"),
+        (lambda: gdlab.course.random_mini_batches(X, np.zeros((1, 10)), 0),
+         r"mini_batch_size must be an integer >= 1, got 0$"),
+    ]
+
+
+@pytest.mark.parametrize("call,match", _bad_inputs())
+def test_course_functions_bad_input(call, match):
+    with pytest.raises(ValueError, match=match) as error:
+        call()
+    assert "\n" not in str(error.value)

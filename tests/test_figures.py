@@ -3,6 +3,7 @@ lines, the numbers they draw) and on the runs behind it."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import gdlab
+import gdlab.lab.landscape
 from gdlab import schedules
 from gdlab.lab import figures
 
@@ -50,6 +52,20 @@ def test_minibatch_cost_figure(cost_runs):
     np.testing.assert_array_equal(smooth.get_ydata(), gdlab.ewa(
         np.asarray(cost_runs[1].history.costs), 0.9, bias_correction=True))
     assert left.get_shared_y_axes().joined(left, right)
+
+
+def test_minibatch_cost_title_is_measured(cost_runs):
+    m = figures.minibatch_cost_measures(cost_runs)
+    J_mini = np.asarray(cost_runs[1].history.costs)
+    assert m.steps == 119 and m.batch_rises == 0 and m.minibatch_rises > 20
+    assert m.minibatch_rises == np.sum(np.diff(J_mini) > 0)
+    assert m.window == 50 and m.minibatch_first == pytest.approx(J_mini[:50].mean(), rel=1e-12)
+    assert m.minibatch_last < 0.8 * m.minibatch_first
+    title = figures.minibatch_cost(cost_runs).get_suptitle()
+    assert "batch GD's cost falls at every step" in title
+    assert (f"mini-batch GD's rises at {m.minibatch_rises} of 119 steps, yet its mean falls "
+            f"from {m.minibatch_first:.3f} (first 50) to {m.minibatch_last:.3f} (last 50)"
+            ) in title
 
 
 # ---------------------------------------------------------------------------- 2
@@ -102,6 +118,18 @@ def test_paths_figure(paths):
     assert "minimum W*" in lines and "start" in lines
 
 
+def test_paths_title_is_measured(paths):
+    labels = ("batch GD (size m = 426)", "mini-batch GD (size 16)", "SGD (size 1)")
+    spreads = [figures.spread(paths.paths[label][0], paths.problem.minimum) for label in labels]
+    assert spreads[0] < spreads[1] < spreads[2]
+    assert spreads[0] == pytest.approx(np.linalg.norm(
+        paths.paths[labels[0]][0][-30:] - paths.problem.minimum, axis=1).mean(), rel=1e-12)
+    title = figures.batch_sgd_paths(paths).get_suptitle()
+    assert "batch GD lowers J at every step" in title
+    assert (f"batch GD {spreads[0]:.3f} < mini-batch GD {spreads[1]:.3f} < "
+            f"SGD {spreads[2]:.3f}") in title
+
+
 # ---------------------------------------------------------------------------- 3, 4
 
 
@@ -152,22 +180,111 @@ def test_bias_correction_figure(temps):
     assert "8 weeks" in ax.get_title()
 
 
+def test_smoothness_by_hand():
+    theta = np.array([0.0, 2.0, 0.0, 2.0, 0.0])
+    raw = figures.smoothness(theta, 0.0)  # β = 0: the average is the data itself
+    assert raw.change == 2.0 and raw.lag == 0
+    assert figures.smoothness(np.sin(np.arange(400) / 20), 0.95).lag > 5  # EWA lags a wave
+
+
+def test_ewa_title_is_measured(temps):
+    measured = {beta: figures.smoothness(temps.theta, beta) for beta in (0.5, 0.9, 0.98)}
+    assert measured[0.5].change > 3 * measured[0.9].change > 6 * measured[0.98].change
+    assert measured[0.5].lag <= measured[0.9].lag < measured[0.98].lag <= 50
+    title = figures.ewa_temperatures(temps).axes[0].get_title()
+    assert "the larger β, the smoother and the later" in title and "daily high" in title
+    for beta, m in measured.items():
+        assert f"β = {beta:g}: {m.change:.2f} °C a day, lag {m.lag} days" in title
+
+
+def test_bias_correction_title_is_measured(temps):
+    title = figures.bias_correction(temps, days=56).axes[0].get_title()
+    assert "on day 1, v₁ = 0.26 °C and v̂₁ = 12.8 °C for θ₁ = 12.8 °C" in title
+    # 1 - v_t/v̂_t = β^t: 0.98^56 = 0.32
+    assert f"on day 56 $v_t$ is still {0.98**56:.0%} below" in title and "32%" in title
+
+
 # ---------------------------------------------------------------------------- 5
 
 
-def test_oscillation_figure():
-    from gdlab.lab import landscape
+@pytest.fixture(scope="module")
+def oscillation():
+    return figures.oscillation_data()
 
-    paths = {name: landscape.trajectories(name, steps=30) for name in ("elongated",
-                                                                       "rosenbrock")}
-    fig = figures.oscillation(paths)
-    assert len(fig.axes) == 2
-    for ax, name in zip(fig.axes, ("elongated", "rosenbrock"), strict=True):
-        assert ax.get_title().startswith(name) and ax.get_xlabel() == "$w_1$"
-        labels = [line.get_label() for line in ax.lines]
-        for optimizer in ("GD", "Momentum", "RMSProp", "Adam"):
-            assert any(label.startswith(optimizer + ",") for label in labels), optimizer
-    assert fig.axes[-1].get_legend() is not None
+
+def test_oscillation_conditions(oscillation):
+    """Same α for GD and Momentum, 99 % of GD's stability limit 2/λ_max = 1; β = 0.9."""
+    gd_row, adaptive_row = oscillation.rows
+    assert list(gd_row.paths) == ["gd", "momentum"] and gd_row.lr == 0.99
+    assert oscillation.limit == pytest.approx(1.0, rel=1e-12) and gd_row.lr < oscillation.limit
+    assert gd_row.hyper["momentum"] == {"beta": 0.9}
+    assert list(adaptive_row.paths) == ["rmsprop", "adam"] and adaptive_row.lr == 0.1
+    for row in oscillation.rows:
+        for name, path in row.paths.items():
+            assert path.shape == (61, 2)
+            np.testing.assert_array_equal(path, gdlab.lab.landscape.trajectory(
+                "elongated", name, row.lr, 60, **row.hyper[name]))
+
+
+def test_oscillation_claims_are_measured(oscillation):
+    s = {name: swing for row in oscillation.rows for name, swing in row.swings.items()}
+    # GD zig-zags: it crosses the valley's floor at every step, still 0.6 wide after 30 steps
+    assert s["gd"].crossings == 60 and s["gd"].amplitude > 0.6
+    # Momentum, same α: a slower swing (few crossings) that is 3× smaller after 30 steps ...
+    assert s["momentum"].crossings < 12 and s["momentum"].amplitude < s["gd"].amplitude / 3
+    # ... and no faster along the valley: the same distance to within 1 %
+    assert s["momentum"].distance == pytest.approx(s["gd"].distance, rel=0.01)
+    # RMSProp flattens the zig-zag; Adam, with Momentum's first moment, still swings
+    assert s["rmsprop"].amplitude < 1e-3 * s["gd"].amplitude
+    assert s["adam"].amplitude > 100 * s["rmsprop"].amplitude
+    assert s["adam"].amplitude < s["gd"].amplitude / 3
+
+
+def test_oscillation_title_is_written_from_the_measurements(oscillation):
+    s = {name: swing for row in oscillation.rows for name, swing in row.swings.items()}
+    title = figures.oscillation_title(oscillation)
+    ratio = s["gd"].amplitude / s["momentum"].amplitude
+    assert "GD oscillates: $w_2$ changes sign at 60 of GD's 60 steps" in title
+    assert f"at {s['momentum'].crossings} of Momentum's" in title
+    assert "the same α = 0.99 (GD's limit: α < 1), Momentum (β = 0.9)" in title
+    assert f"swings {ratio:.2g}× less than GD across the valley after 30 steps" in title
+    assert (f"goes as far along it ({s['momentum'].distance:.2f} vs "
+            f"{s['gd'].distance:.2f})") in title
+    assert "RMSProp swings over 100× less than GD" in title
+    assert f"Adam {s['gd'].amplitude / s['adam'].amplitude:.2g}× less" in title
+    # the words follow the numbers: a Momentum that swung more would be said to
+    worse = dataclasses.replace(s["momentum"], amplitude=2 * s["gd"].amplitude)
+    oscillation.rows[0].swings["momentum"] = worse
+    try:
+        assert "Momentum (β = 0.9) swings 2× more than GD" in figures.oscillation_title(
+            oscillation)
+    finally:
+        oscillation.rows[0].swings["momentum"] = s["momentum"]
+
+
+def test_oscillation_figure(oscillation):
+    fig = figures.oscillation(oscillation)
+    assert len(fig.axes) == 6
+    assert fig.get_suptitle() == figures.oscillation_title(oscillation)
+    axes = np.array(fig.axes).reshape(2, 3)
+    for (ax_path, ax_w2, ax_w1), row in zip(axes, oscillation.rows, strict=True):
+        # one legend per path panel, with that panel's α (and β for Momentum)
+        legend = [t.get_text() for t in ax_path.get_legend().get_texts()]
+        for name in row.paths:
+            label = f"{gdlab.lab.landscape.NAMES[name]}, α = {row.lr:g}"
+            assert any(text.startswith(label) for text in legend), (label, legend)
+        assert f"α = {row.lr:g}" in ax_path.get_title()
+        lines = _lines(ax_w2)
+        for name, path in row.paths.items():
+            label = gdlab.lab.landscape.NAMES[name]
+            np.testing.assert_array_equal(lines[label].get_ydata(), path[:, 1])
+            np.testing.assert_array_equal(_lines(ax_w1)[label].get_ydata(), path[:, 0])
+            texts = " ".join(t.get_text() for t in ax_w2.texts + ax_w1.texts)
+            assert f"{label}: {row.swings[name].amplitude:.3g}" in texts
+            assert f"{label}: {row.swings[name].distance:.3g}" in texts
+        assert ax_w2.get_ylabel() == "$w_2$" and ax_w1.get_ylabel() == "$w_1$"
+    assert "Momentum, α = 0.99, β = 0.9" in [
+        t.get_text() for t in axes[0, 0].get_legend().get_texts()]
 
 
 # ---------------------------------------------------------------------------- 6
@@ -215,6 +332,75 @@ def test_decay_figure(decay):
     assert const_ax.get_xlim() == decay_ax.get_xlim()  # the same window
     assert lr_ax.get_xlabel() == "epoch_num" and lr_ax.get_ylabel() == "learning rate α"
     assert [line.get_label() for line in lr_ax.lines] == list(decay.schedule_curves)
+
+
+def test_decay_title_is_measured(decay):
+    last = decay.steps_per_epoch
+    constant, decayed = (figures.spread(path, decay.problem.minimum, last)
+                         for path in (decay.constant, decay.decayed))
+    title = figures.learning_rate_decay(decay).get_suptitle()
+    assert f"decay settles {constant / decayed:.2g}× closer" in title
+    assert f"{decayed:.3f} with decay, {constant:.3f} with constant α" in title
+
+
+# ---------------------------------------------------------------------------- 7
+
+
+@pytest.fixture(scope="module")
+def timing():
+    """A small setting of figure 7 (a fraction of a second): no assertion is on its times."""
+    return figures.batch_timing_data(sizes=(63, 64, 65, 127, 128), examples=128, repeats=2)
+
+
+def test_batch_timing_structure(timing):
+    assert timing.sizes == (63, 64, 65, 127, 128) and timing.repeats == 2
+    assert list(timing.seconds) == ["MLP [2, 16, 8, 1], moons", "CNN (2 conv layers), 8×8 digits"]
+    for table in timing.seconds.values():
+        assert table.shape == (2, 5) and np.all(table > 0) and np.all(np.isfinite(table))
+    assert "1 torch thread" in timing.machine
+    assert figures.BATCH_SIZES == (48, 63, 64, 65, 96, 100, 127, 128, 129, 192, 256, 384,
+                                   500, 512)
+    # the CNN is a CNN on 1×8×8 images, and fits the digits' ten classes
+    cnn = figures.digits_cnn()
+    assert any(isinstance(m, gdlab.lab.figures.nn.Conv2d) for m in cnn.modules())
+    assert cnn(gdlab.lab.figures.torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+
+
+def _fake_timing(t64, noise=0.0):
+    """Seconds per example where 63 and 65 take 1 µs and 64 takes ``t64`` µs."""
+    row = np.array([1.0, t64, 1.0]) * 1e-6
+    table = np.stack([row * (1 - noise), row * (1 + noise)])
+    return figures.BatchTiming((63, 64, 65), {"MLP [2, 16, 8, 1], moons": table}, 2, "a CPU")
+
+
+@pytest.mark.parametrize(("t64", "noise", "verdict"), [
+    (0.5, 0.0, "yes, faster"), (1.02, 0.0, "no difference beyond the noise"),
+    (2.0, 0.0, "no, slower"), (0.7, 0.4, "no difference beyond the noise")])
+def test_batch_timing_verdict_follows_the_numbers(t64, noise, verdict):
+    timing = _fake_timing(t64, noise)
+    ratios = figures.powers_of_two(timing, "MLP [2, 16, 8, 1], moons")
+    assert ratios == {64: pytest.approx(t64, rel=1e-12)}
+    assert timing.spread("MLP [2, 16, 8, 1], moons") == pytest.approx(2 * noise, abs=1e-12)
+    title = figures.batch_timing_title(timing)
+    assert title.startswith(f"Do powers of two run faster? MLP: {verdict}\n")
+    assert "median of 2 interleaved runs on this machine: a CPU" in title
+
+
+def test_batch_timing_figure_titles_are_its_medians(timing):
+    fig = figures.batch_timing(timing)
+    assert fig.get_suptitle() == figures.batch_timing_title(timing)
+    assert len(fig.axes) == 2
+    for ax, label in zip(fig.axes, timing.seconds, strict=True):
+        ratios = figures.powers_of_two(timing, label)
+        assert set(ratios) == {64, 128}
+        assert ratios[64] == pytest.approx(timing.medians(label)[1] / np.mean(
+            timing.medians(label)[[0, 2]]), rel=1e-12)
+        verdict, detail = figures.batch_timing_verdict(ratios, timing.spread(label))
+        assert ax.get_title() == f"{label}: {verdict}\n{detail}"
+        assert f"64: {ratios[64]:.2f}×, 128: {ratios[128]:.2f}×" in detail
+        median = _lines(ax)["median of 2 runs (points: each run)"]
+        np.testing.assert_allclose(median.get_ydata(), 1e6 * timing.medians(label))
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["63", "64", "65", "127", "128"]
 
 
 # ---------------------------------------------------------------------------- all

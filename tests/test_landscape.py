@@ -77,6 +77,39 @@ def test_a_diverging_path_ends_where_it_diverges():
     assert len(path) < 200 and np.all(np.isfinite(path))
 
 
+def test_curvatures_and_gds_stability_limit():
+    """The bowl's Hessian is diag(0.02, 2); Rosenbrock's at (1, 1) is [[802, -400], [-400, 200]]."""
+    np.testing.assert_allclose(landscape.curvatures("elongated"), [0.02, 2.0], rtol=1e-12)
+    assert landscape.gd_stability_limit("elongated") == pytest.approx(1.0, rel=1e-12)
+    np.testing.assert_allclose(landscape.curvatures("rosenbrock"),
+                               np.linalg.eigvalsh([[802.0, -400.0], [-400.0, 200.0]]),
+                               rtol=1e-12)
+    # the limit is real: GD just below it converges, just above it diverges along w₂
+    below = landscape.trajectory("elongated", "gd", lr=0.99, steps=300)
+    above = landscape.trajectory("elongated", "gd", lr=1.01, steps=300)
+    assert abs(below[-1, 1]) < 0.01 and abs(above[-1, 1]) > abs(above[0, 1])
+
+
+def test_momentum_tolerates_a_larger_alpha_than_gd():
+    """Heavy ball with β = 0.9 (form "ewa") is stable along w₂ while α·(1-β)·2 < 2(1+β), i.e.
+    α < 19: with α = 5 it settles where GD (limit 1) diverges, and goes further along w₁."""
+    momentum = landscape.trajectory("elongated", "momentum", lr=5.0, steps=60, beta=0.9)
+    gd = landscape.trajectory("elongated", "gd", lr=5.0, steps=60)
+    assert len(momentum) == 61 and abs(momentum[-1, 1]) < 0.1
+    assert len(gd) < 61  # diverged and cut
+    gd_at_limit = landscape.trajectory("elongated", "gd", lr=0.99, steps=60)
+    assert momentum[-1, 0] - momentum[0, 0] > gd_at_limit[-1, 0] - gd_at_limit[0, 0]
+
+
+def test_swing_by_hand():
+    path = np.array([[-9.0, 1.0], [-8.0, -0.5], [-7.5, 0.25], [-7.0, 0.1], [-6.0, -0.05]])
+    swing = landscape.swing(path, k=2)
+    assert swing == landscape.Swing(amplitude=0.25, distance=3.0, crossings=3, k=2, N=4)
+    assert landscape.swing(path, k=0, minimum=(0.0, 1.0)).amplitude == 1.5
+    with pytest.raises(ValueError, match=r"path must have shape \(N \+ 1, 2\) with N >= k = 5"):
+        landscape.swing(path, k=5)
+
+
 def test_bad_input_names_what_is_allowed():
     with pytest.raises(ValueError, match="unknown function 'himmelblau'; allowed: elongated, "
                        "rosenbrock, beale"):

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import csv
+import fnmatch
 import html
+import importlib.util
 import io
 import json
 import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -372,3 +380,48 @@ def test_decision_boundary_needs_two_features_and_classes(binary):
 def test_accuracy_text():
     assert figures.accuracy_text(None) == "—"
     assert figures.accuracy_text(0.975) == "97.5 %"
+
+
+# ---------------------------------------------------------------------------- package data
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "src" / "gdlab" / "report" / "assets"
+ASSET_NAMES = {"report.css", "report.js", "head.html", "compare.html", "tail.html",
+               "explore.html"}
+
+
+def test_the_page_is_built_from_its_asset_files(tmp_path, binary):
+    """The CSS and JavaScript of the page are those of the package data, verbatim."""
+    assert {p.name for p in ASSETS.iterdir()} == ASSET_NAMES
+    dataset, runs = binary
+    page = write_report(tmp_path, runs, dataset).read_text(encoding="utf-8")
+    assert "<style>\n" + (ASSETS / "report.css").read_text(encoding="utf-8") + "</style>" in page
+    assert "<script>\n" + (ASSETS / "report.js").read_text(encoding="utf-8") + "</script>" in page
+    assert "{" not in page.split("<style>")[0]  # every placeholder of the head was filled
+
+
+def test_pyproject_ships_the_report_assets():
+    """An editable install finds the assets anyway; a wheel has them only if pyproject.toml's
+    package data names them."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"].get("package-data", {}).get("gdlab", [])
+    missing = [name for name in sorted(ASSET_NAMES)
+               if not any(fnmatch.fnmatch(f"report/assets/{name}", p) for p in patterns)]
+    assert not missing, f"not in [tool.setuptools.package-data] gdlab: {missing}"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("setuptools") is None,
+                    reason="building the wheel without network needs setuptools in the venv")
+def test_the_wheel_contains_the_report_assets(tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "src", source / "src",
+                    ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path / "dist"), str(source)],
+                   check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("gdlab-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"gdlab/report/assets/{name}" for name in ASSET_NAMES} <= names

@@ -6,6 +6,7 @@ import math
 import re
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -94,10 +95,27 @@ def test_epoch_zero_gives_lr0(schedule):
     assert schedule(0) == pytest.approx(0.2, rel=1e-15)
 
 
+@pytest.mark.parametrize("integer", [np.int64, np.int32, np.uint8, np.intc])
+@pytest.mark.parametrize("schedule", [
+    S.constant(0.2), S.inverse_time(0.2, decay_rate=1), S.inverse_time(0.2, 1, time_interval=2),
+    S.exponential(0.2), S.inverse_sqrt(0.2), S.inverse_sqrt(0.2, per="step"), S.staircase(0.2),
+], ids=repr)
+def test_numpy_integers_are_epochs_and_steps(schedule, integer):
+    """The course's loops pass numpy integers (``for i in np.arange(...)``): same α as ints."""
+    for epoch, t in [(0, None), (1, 1), (3, 7), (10, 250)]:
+        alpha = schedule(integer(epoch), None if t is None else integer(t))
+        assert alpha == schedule(epoch, t)
+        assert type(alpha) is float
+
+
 @pytest.mark.parametrize(("epoch", "t", "message"), [
     (-1, None, r"epoch_num must be an integer >= 0 \(counted from 1\), got -1"),
     (1.5, None, r"epoch_num must be an integer >= 0 \(counted from 1\), got 1.5"),
     (True, None, r"epoch_num must be an integer >= 0 \(counted from 1\), got True"),
+    (np.True_, None, r"epoch_num must be an integer >= 0 \(counted from 1\), got (np\.)?True_?"),
+    (np.float64(3), None, r"epoch_num must be an integer >= 0 \(counted from 1\), got "),
+    (np.int64(-2), None, r"epoch_num must be an integer >= 0 \(counted from 1\), got "),
+    (1, np.int64(0), r"t must be an integer >= 1 \(mini-batch steps counted from 1\), got "),
     (1, 0, r"t must be an integer >= 1 \(mini-batch steps counted from 1\), got 0"),
     (1, 2.0, r"t must be an integer >= 1 \(mini-batch steps counted from 1\), got 2.0"),
 ])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 
 import torch
 
@@ -27,11 +28,18 @@ from ._checks import check_beta, check_choice, check_nonnegative, check_positive
 from .ewa import EWA
 
 
-def _check_epoch(epoch_num, t):
-    if isinstance(epoch_num, bool) or not isinstance(epoch_num, int) or epoch_num < 0:
+def _is_integer(value) -> bool:
+    # any integer type (numpy's too, as the course's loops pass them), but not a bool
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_epoch(epoch_num, t) -> tuple[int, int | None]:
+    """(epoch_num, t) as Python ints, or a ValueError naming the one that is not allowed."""
+    if not _is_integer(epoch_num) or epoch_num < 0:
         raise ValueError(f"epoch_num must be an integer >= 0 (counted from 1), got {epoch_num!r}")
-    if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
+    if t is not None and (not _is_integer(t) or t < 1):
         raise ValueError(f"t must be an integer >= 1 (mini-batch steps counted from 1), got {t!r}")
+    return int(epoch_num), None if t is None else int(t)
 
 
 class Schedule:
@@ -43,8 +51,7 @@ class Schedule:
         self.lr0 = check_positive("lr0", lr0)
 
     def __call__(self, epoch_num: int, t: int | None = None) -> float:
-        _check_epoch(epoch_num, t)
-        return self.lr(epoch_num, t)
+        return self.lr(*_check_epoch(epoch_num, t))
 
     def lr(self, epoch_num: int, t: int | None) -> float:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -8,16 +8,25 @@ mini-batches, on real data, seeded.
 3. :func:`ewa_temperatures` — the EWA of a year of daily temperatures with β = 0.9, 0.98 and
    0.5 (about 10, 50 and 2 days).
 4. :func:`bias_correction` — β = 0.98 over the first weeks with and without bias correction.
-5. :func:`oscillation` — GD, Momentum, RMSProp and Adam on an elongated bowl and on Rosenbrock.
+5. :func:`oscillation` — GD and Momentum with the same α near GD's stability limit, then
+   RMSProp and Adam, on an elongated bowl: paths, and w₂ and w₁ against the step.
 6. :func:`learning_rate_decay` — a noisy mini-batch path near the minimum with constant α and
    with decay, and α per epoch for every schedule.
+7. :func:`batch_timing` — do powers of two run faster? The time per example of a training step
+   against the mini-batch size, measured on this machine.
+
+Every title states what its data show, written from numbers measured on those data (each
+figure has a function that computes them, e.g. :func:`oscillation_title`,
+:func:`minibatch_cost_measures`, :func:`smoothness`, :func:`spread`, :func:`powers_of_two`),
+so that a title cannot claim more than its runs show.
 
 Each function returns a :class:`matplotlib.figure.Figure` (no pyplot; PNGs render with Agg).
 :func:`write_figures` writes them all (or some) as PNG files with the report page.
 
 Data: the daily temperatures are Seattle's (``seattle-weather.csv``, shipped inside the
 ``vega_datasets`` package and read from its files, no network); figure 1 uses the ``moons``
-set and figures 2 and 6 two features of scikit-learn's bundled breast-cancer set.
+set and figures 2 and 6 two features of scikit-learn's bundled breast-cancer set; figure 7
+times the ``moons`` set and scikit-learn's bundled 8×8 digits.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import functools
 import importlib.util
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -38,13 +48,14 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import schedules
+from .._checks import check_positive_int
 from ..data.datasets import load_data
 from ..ewa import ewa
 from ..losses import binary_cross_entropy
 from ..models import MLP
 from ..optim import GD
 from ..report.style import DPI, OKABE_ITO, optimizer_color, styled
-from ..train.loop import History, fit
+from ..train import History, fit
 from . import landscape
 
 #: colours of the three batch sizes (batch GD has plain GD's colour)
@@ -99,6 +110,42 @@ def minibatch_cost_runs(*, iterations: int = 300, batch_size: int = 64, lr: floa
     return runs
 
 
+@dataclass(frozen=True)
+class CostMeasures:
+    """What figure 1 shows, counted: how many of the ``steps`` steps t → t+1 raise the cost
+    J^{t} of batch GD (``batch_rises``) and of mini-batch GD (``minibatch_rises``), and the mean
+    mini-batch cost over the first and the last ``window`` iterations."""
+
+    steps: int
+    batch_rises: int
+    minibatch_rises: int
+    window: int
+    minibatch_first: float
+    minibatch_last: float
+
+
+def minibatch_cost_measures(runs: list[CostRun], window: int = 50) -> CostMeasures:
+    """The :class:`CostMeasures` of figure 1's two runs (batch GD first)."""
+    batch, mini = (np.asarray(run.history.costs, dtype=np.float64) for run in runs)
+    window = min(window, len(mini) // 2)
+    return CostMeasures(len(batch) - 1, int(np.sum(np.diff(batch) > 0)),
+                        int(np.sum(np.diff(mini) > 0)), window, float(mini[:window].mean()),
+                        float(mini[-window:].mean()))
+
+
+def minibatch_cost_title(runs: list[CostRun], measures: CostMeasures) -> str:
+    """Figure 1's claim, written from :func:`minibatch_cost_measures`."""
+    m = measures
+    batch = ("falls at every step" if m.batch_rises == 0 else
+             f"rises at {m.batch_rises} of {m.steps} steps")
+    trend = "falls" if m.minibatch_last < m.minibatch_first else "does not fall"
+    return (f"Batch vs mini-batch gradient descent (moons, m = {runs[0].config['m']}, network "
+            f"[2, 16, 8, 1]): batch GD's cost {batch};\nmini-batch GD's rises at "
+            f"{m.minibatch_rises} of {m.steps} steps, yet its mean {trend} from "
+            f"{m.minibatch_first:.3f} (first {m.window}) to {m.minibatch_last:.3f} "
+            f"(last {m.window})")
+
+
 @styled
 def minibatch_cost(runs: list[CostRun] | None = None, *, beta: float = 0.9, **kwargs) -> Figure:
     """Two panels, the same y axis: the cost J^{t} of each iteration t of batch GD (falls every
@@ -120,8 +167,7 @@ def minibatch_cost(runs: list[CostRun] | None = None, *, beta: float = 0.9, **kw
         ax.set_xlabel("iteration t (# of mini-batches)" if not batch else "iteration t")
         ax.legend(loc="upper right")
     axes[0].set_ylabel("cost J")
-    fig.suptitle("Batch vs mini-batch gradient descent: the cost per iteration "
-                 f"(moons, m = {runs[0].config['m']}, network [2, 16, 8, 1])")
+    fig.suptitle(minibatch_cost_title(runs, minibatch_cost_measures(runs)))
     return fig
 
 
@@ -237,6 +283,31 @@ def batch_sgd_paths_data(*, seed: int = 0, lr: float = 1.0, batch_size: int = 16
     return Paths(problem, paths)
 
 
+def spread(path: np.ndarray, minimum, last: int = 30) -> float:
+    """How far a path stays from the minimum W* at the end: the mean distance |W - W*| over
+    its ``last`` steps."""
+    return float(np.linalg.norm(np.asarray(path)[-last:] - minimum, axis=1).mean())
+
+
+def batch_sgd_paths_title(data: Paths, last: int = 30) -> str:
+    """Figure 2's claim, written from the paths: whether batch GD's cost falls at every step,
+    and each path's :func:`spread` around the minimum over its last ``last`` steps."""
+    spreads = {label: spread(path, data.problem.minimum, last)
+               for label, (path, _, _) in data.paths.items()}
+    batch_label = next(label for label in data.paths if label.startswith("batch"))
+    batch = data.paths[batch_label][0]
+    rises = int(np.sum(np.diff(data.problem.cost(batch[:, 0], batch[:, 1])) > 0))
+    falls = ("lowers J at every step" if rises == 0 else
+             f"raises J at {rises} of {len(batch) - 1} steps")
+    lr = next(iter(data.paths.values()))[2]["lr"]
+    ranked = " < ".join(f"{label.split(' (')[0]} {spreads[label]:.3f}"
+                        for label in sorted(spreads, key=spreads.get))
+    return (f"Batch, mini-batch and stochastic gradient descent over the contours of J, "
+            f"α = {lr:g}\n(logistic regression with two weights, breast-cancer data, "
+            f"m = {len(data.problem.X)})\nbatch GD {falls}; mean distance from W* over the "
+            f"last {last} steps:\n{ranked}")
+
+
 @styled
 def batch_sgd_paths(data: Paths | None = None, **kwargs) -> Figure:
     """Contours of the logistic-regression cost J(w₁, w₂) with the paths of batch GD (steady),
@@ -258,10 +329,7 @@ def batch_sgd_paths(data: Paths | None = None, **kwargs) -> Figure:
     start = next(iter(data.paths.values()))[0][0]
     ax.plot(*start, marker="o", markersize=7, color="black", linestyle="", label="start",
             zorder=5)
-    lr = next(iter(data.paths.values()))[2]["lr"]
-    ax.set_title(f"Batch, mini-batch and stochastic gradient descent over the contours of J, "
-                 f"α = {lr:g}\n(logistic regression with two weights, breast-cancer data, "
-                 f"m = {len(data.problem.X)})")
+    fig.suptitle(batch_sgd_paths_title(data))
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
@@ -341,19 +409,66 @@ def smoothing_figure(theta, betas, *, bias_correction: bool = True, name: str = 
     return fig
 
 
+@dataclass(frozen=True)
+class Smoothness:
+    """What an average of figure 3 shows, measured: ``change``, the mean day-to-day change
+    |v̂_t - v̂_{t-1}| (smaller is smoother), and ``lag``, the shift s in days that best aligns
+    v̂_t with the data θ_{t-s} (the largest correlation; larger is later)."""
+
+    change: float
+    lag: int
+
+
+def smoothness(theta, beta: float, max_lag: int = 120) -> Smoothness:
+    """The :class:`Smoothness` of the bias-corrected EWA of ``theta`` with ``beta``."""
+    theta = np.asarray(theta, dtype=np.float64)
+    v_hat = ewa(theta, beta, bias_correction=True)
+    n = len(theta)
+    correlations = [np.corrcoef(v_hat[s:], theta[:n - s])[0, 1]
+                    for s in range(min(max_lag, n - 2) + 1)]
+    return Smoothness(float(np.abs(np.diff(v_hat)).mean()), int(np.argmax(correlations)))
+
+
+def ewa_temperatures_title(temps: Temperatures, betas) -> str:
+    """Figure 3's claim, written from :func:`smoothness` of each average, β in rising order."""
+    betas = sorted(betas)
+    measured = [smoothness(temps.theta, beta) for beta in betas]
+    smoother = all(a.change > b.change for a, b in zip(measured, measured[1:]))
+    later = all(a.lag <= b.lag for a, b in zip(measured, measured[1:]))
+    verdict = ("the larger β, the smoother" if smoother else "not smoother with β") + (
+        " and the later" if later else ", not later")
+    return (rf"Exponentially weighted averages $v_t = \beta v_{{t-1}} + (1-\beta)\theta_t$ "
+            f"of the {temps.what} in {temps.place} (bias-corrected)\n{verdict} (the mean "
+            "day-to-day change; the lag that best aligns the average with the data):\n"
+            + " · ".join(f"β = {beta:g}: {m.change:.2f} °C a day, lag {m.lag} days"
+                         for beta, m in zip(betas, measured, strict=True)))
+
+
 @styled
 def ewa_temperatures(temps: Temperatures | None = None, betas=(0.9, 0.98, 0.5)) -> Figure:
     """The daily temperatures θ_t as points and their bias-corrected EWA v̂_t with each β:
-    β = 0.9 follows the weather of about 10 days, 0.98 is smoother and lags, 0.5 is noisy."""
+    β = 0.9 follows the weather of about 10 days, 0.98 is smoother and lags, 0.5 is noisy
+    (the title gives each one's measured :func:`smoothness`)."""
     temps = temps if temps is not None else seattle_temperatures()
     fig = smoothing_figure(
         temps.theta, betas, name="temperature each day", unit="(°C)",
         ylabel=r"temperature $\theta_t$ (°C)",
         xlabel=f"day t (1 = {temps.dates[0]})", window_unit="days",
-        title=rf"Exponentially weighted averages $v_t = \beta v_{{t-1}} + (1-\beta)\theta_t$ "
-              f"of the {temps.what} in {temps.place} (bias-corrected)")
+        title=ewa_temperatures_title(temps, betas))
     fig.axes[0].legend(loc="upper left")
     return fig
+
+
+def bias_correction_title(temps: Temperatures, beta: float, days: int) -> str:
+    """Figure 4's claim, written from the two averages over the first ``days`` days: v₁ and
+    v̂₁ against θ₁, and how far v_t still is below v̂_t on the last day."""
+    theta = temps.theta[:days]
+    v, v_hat = ewa(theta, beta), ewa(theta, beta, bias_correction=True)
+    short = 1 - v[-1] / v_hat[-1]
+    return (f"Bias correction over the first {len(theta) // 7} weeks ({temps.what}, "
+            f"{temps.place}), β = {beta:g}:\non day 1, v₁ = {v[0]:.2f} °C and "
+            f"v̂₁ = {v_hat[0]:.1f} °C for θ₁ = {theta[0]:.1f} °C; on day {len(theta)} $v_t$ "
+            f"is still {short:.0%} below " r"$\hat v_t$")
 
 
 @styled
@@ -377,8 +492,7 @@ def bias_correction(temps: Temperatures | None = None, beta: float = 0.98,
     ax.set_ylim(bottom=0)
     ax.set_xlabel(f"day t (1 = {temps.dates[0]})")
     ax.set_ylabel(r"temperature $\theta_t$ (°C)")
-    ax.set_title(f"Bias correction over the first {len(theta) // 7} weeks "
-                 f"({temps.what}, {temps.place})")
+    ax.set_title(bias_correction_title(temps, beta, days))
     ax.legend(loc="lower right")
     return fig
 
@@ -386,23 +500,131 @@ def bias_correction(temps: Temperatures | None = None, beta: float = 0.98,
 # ---------------------------------------------------------------- 5. oscillation
 
 
+@dataclass
+class OscillationRow:
+    """Optimizers run with one α on the bowl: ``paths`` {name: path (steps + 1, 2)}, the
+    hyperparameters beyond α of each (``hyper``) and what each path shows (``swings``)."""
+
+    lr: float
+    paths: dict
+    hyper: dict
+    swings: dict
+
+
+@dataclass
+class Oscillation:
+    """Figure 5's runs on the elongated bowl, from the landscape's start, ``steps`` steps:
+    GD and Momentum with the same α near GD's stability limit 2/λ_max (``limit``), then
+    RMSProp and Adam with the same α of their own; swings measured from step ``k`` on."""
+
+    function: str
+    limit: float
+    k: int
+    steps: int
+    rows: list
+
+
+def oscillation_data(*, lr: float = 0.99, beta: float = 0.9, adaptive_lr: float = 0.1,
+                     steps: int = 60, k: int = 30) -> Oscillation:
+    """GD and Momentum (β = ``beta``, the lecture's form v := β·v + (1-β)·dW) with the same
+    α = ``lr`` (default 0.99, GD's limit along w₂ being α < 2/λ₂ = 1), and RMSProp and Adam
+    with α = ``adaptive_lr`` (their other hyperparameters gdlab's defaults), on
+    J = 0.01·w₁² + w₂², measured with :func:`gdlab.lab.landscape.swing` from step ``k``."""
+    function = "elongated"
+    land = landscape.get_landscape(function)
+    rows = []
+    for alpha, plan in ((lr, {"gd": {}, "momentum": {"beta": beta}}),
+                        (adaptive_lr, {"rmsprop": {}, "adam": {}})):
+        paths = {name: landscape.trajectory(function, name, alpha, steps, **hyper)
+                 for name, hyper in plan.items()}
+        swings = {name: landscape.swing(path, k, land.minimum) for name, path in paths.items()}
+        rows.append(OscillationRow(alpha, paths, plan, swings))
+    return Oscillation(function, landscape.gd_stability_limit(function), k, steps, rows)
+
+
+def _times(a: float, b: float) -> str:
+    """How a compares with b, in words: "3.3× less", "2× more", "over 100× less" or "about as
+    much"."""
+    if 0.95 <= a / b <= 1.05:
+        return "about as much"
+    ratio, word = (b / a, "less") if a < b else (a / b, "more")
+    return f"over 100× {word}" if ratio > 100 else f"{ratio:.2g}× {word}"
+
+
+def oscillation_title(data: Oscillation) -> str:
+    """The figure's claim, written from the measured swings (so it cannot say more than the
+    runs show): how much less each optimizer swings across the valley than GD after k steps,
+    and how far GD and Momentum go along it."""
+    gd, momentum = (data.rows[0].swings[name] for name in ("gd", "momentum"))
+    rmsprop, adam = (data.rows[1].swings[name] for name in ("rmsprop", "adam"))
+    beta = data.rows[0].hyper["momentum"]["beta"]
+    along = ("as far" if abs(momentum.distance - gd.distance) <= 0.05 * abs(gd.distance)
+             else "further" if momentum.distance > gd.distance else "less far")
+    formula = landscape.get_landscape(data.function).formula
+    oscillates = "GD oscillates: " if gd.crossings >= data.steps // 2 else ""
+    return (f"On the bowl {formula}, {data.steps} steps from the same start. {oscillates}"
+            f"$w_2$ changes sign at {gd.crossings} of GD's {data.steps} steps, at "
+            f"{momentum.crossings} of Momentum's;\n"
+            f"with the same α = {data.rows[0].lr:g} (GD's limit: α < {data.limit:g}), Momentum "
+            f"(β = {beta:g}) swings {_times(momentum.amplitude, gd.amplitude)} than GD across "
+            f"the valley after {data.k} steps and goes {along} along it "
+            f"({momentum.distance:.2f} vs {gd.distance:.2f});\n"
+            f"with α = {data.rows[1].lr:g}, RMSProp swings "
+            f"{_times(rmsprop.amplitude, gd.amplitude)} than GD and Adam "
+            f"{_times(adam.amplitude, gd.amplitude)}")
+
+
+def _hyper_text(name: str, hyper: dict) -> str:
+    symbols = {"beta": "β", "beta1": "β₁", "beta2": "β₂", "eps": "ε"}
+    return "".join(f", {symbols.get(k, k)} = {v:g}" for k, v in hyper.items())
+
+
 @styled
-def oscillation(paths: dict | None = None, functions=("elongated", "rosenbrock")) -> Figure:
-    """One panel per test function: the contours and the paths of GD, Momentum, RMSProp and
-    Adam from the same start (each with its own α). On the elongated bowl GD zig-zags across
-    the narrow direction while the others head along it to the minimum."""
-    if paths is None:
-        paths = {name: landscape.trajectories(name) for name in functions}
-    fig = Figure(figsize=(12.0, 4.6), layout="constrained")
-    axes = fig.subplots(1, len(paths), squeeze=False).ravel()
-    for ax, (name, function_paths) in zip(axes, paths.items(), strict=True):
-        land = landscape.get_landscape(name)
-        landscape.draw_paths(ax, land, function_paths,
-                             {k: land.lr[k] for k in function_paths if k in land.lr})
-        steps = max(len(p) - 1 for p in function_paths.values())
-        ax.set_title(f"{land.name}: {land.formula}, {steps} steps")
-    axes[-1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.suptitle("Gradient descent oscillates; Momentum, RMSProp and Adam damp it")
+def oscillation(data: Oscillation | None = None, **kwargs) -> Figure:
+    """Two rows on the elongated bowl J = 0.01·w₁² + w₂²: GD and Momentum with the same α near
+    GD's stability limit, then RMSProp and Adam with their own α. Each row: the paths over the
+    contours (a legend with that row's α), w₂ against the step (the swing across the valley,
+    its size after k steps printed) and w₁ against the step (the way along it, the distance
+    after N steps printed). The title is :func:`oscillation_title` of the measurements."""
+    data = data if data is not None else oscillation_data(**kwargs)
+    land = landscape.get_landscape(data.function)
+    fig = Figure(figsize=(14.0, 7.6), layout="constrained")
+    axes = fig.subplots(len(data.rows), 3, width_ratios=[1.25, 1, 1])
+    for (ax_path, ax_w2, ax_w1), row in zip(axes, data.rows, strict=True):
+        extras = {name: _hyper_text(name, hyper) for name, hyper in row.hyper.items()}
+        landscape.draw_paths(ax_path, land, row.paths, {name: row.lr for name in row.paths},
+                             extras)
+        names = " and ".join(landscape.NAMES[name] for name in row.paths)
+        ax_path.set_title(f"{names}, the same α = {row.lr:g}, {data.steps} steps")
+        ax_path.legend(loc="lower right", fontsize=7)
+        ax_w2.axvspan(data.k, data.steps, color="#eeeeee", zorder=0)
+        amplitude = [f"max |w₂| over steps {data.k}–{data.steps}:"]
+        distance = [f"w₁ covered in {data.steps} steps:"]
+        for name, path in row.paths.items():
+            steps = np.arange(len(path))
+            style = {"color": optimizer_color(name), "linewidth": 1.2,
+                     "label": landscape.NAMES[name]}
+            ax_w2.plot(steps, path[:, 1], marker="o", markersize=2, **style)
+            ax_w1.plot(steps, path[:, 0], **style)
+            amplitude.append(f"{landscape.NAMES[name]}: {row.swings[name].amplitude:.3g}")
+            distance.append(f"{landscape.NAMES[name]}: {row.swings[name].distance:.3g}")
+        for ax, lines, where in ((ax_w2, amplitude, "upper right"),
+                                 (ax_w1, distance, "lower right")):
+            ax.text(0.98, 0.97 if where == "upper right" else 0.04, "\n".join(lines),
+                    transform=ax.transAxes, ha="right",
+                    va="top" if where == "upper right" else "bottom", fontsize=8,
+                    bbox={"facecolor": "white", "edgecolor": "#cccccc", "alpha": 0.9})
+        ax_w2.axhline(land.minimum[1], color="black", linewidth=0.6)
+        ax_w2.set_title("across the valley: $w_2$ against the step")
+        ax_w2.set_xlabel("step k")
+        ax_w2.set_ylabel("$w_2$")
+        ax_w2.legend(loc="lower right", fontsize=7)
+        ax_w1.axhline(land.minimum[0], color="black", linewidth=0.6)
+        ax_w1.set_title("along the valley: $w_1$ against the step")
+        ax_w1.set_xlabel("step k")
+        ax_w1.set_ylabel("$w_1$")
+        ax_w1.legend(loc="upper left", bbox_to_anchor=(0.0, 0.93), fontsize=7)
+    fig.suptitle(oscillation_title(data))
     return fig
 
 
@@ -451,6 +673,20 @@ def learning_rate_decay_data(*, seed: int = 0, lr0: float = 1.0, decay_rate: flo
                   math.ceil(len(problem.X) / batch_size), curves)
 
 
+def learning_rate_decay_title(data: Decay) -> str:
+    """Figure 6's claim, written from the two paths: the :func:`spread` of each around the
+    minimum over its last epoch."""
+    last = data.steps_per_epoch
+    constant, decayed = (spread(path, data.problem.minimum, last)
+                         for path in (data.constant, data.decayed))
+    verdict = (f"decay settles {constant / decayed:.2g}× closer" if decayed < constant else
+               "decay does not settle closer")
+    return (f"Learning-rate decay near the minimum: mini-batch GD (size {data.batch_size}), "
+            f"the same start and mini-batches, {data.epochs} epochs\n{verdict}: mean "
+            f"distance from W* over the last epoch {decayed:.3f} with decay, {constant:.3f} "
+            f"with constant α")
+
+
 SCHEDULE_COLORS = [OKABE_ITO[k] for k in ("black", "blue", "vermillion", "bluish_green",
                                           "reddish_purple", "orange")]
 SCHEDULE_STYLES = [(0, (5, 3)), "-", "-", "-", "-", "-"]
@@ -496,8 +732,190 @@ def learning_rate_decay(data: Decay | None = None, **kwargs) -> Figure:
     ax_lr.set_title(f"α per epoch of each schedule, α₀ = {alpha0:g}")
     ax_lr.set_ylim(0, alpha0 * 1.08)
     ax_lr.legend(loc="center right", bbox_to_anchor=(1.0, 0.6), fontsize=7)
-    fig.suptitle(f"Learning-rate decay near the minimum: mini-batch GD (size "
-                 f"{data.batch_size}), the same start and mini-batches, {data.epochs} epochs")
+    fig.suptitle(learning_rate_decay_title(data))
+    return fig
+
+
+# ---------------------------------------------------------------- 7. powers of two
+
+
+#: mini-batch sizes of figure 7: powers of two, their neighbours and round numbers between
+BATCH_SIZES = (48, 63, 64, 65, 96, 100, 127, 128, 129, 192, 256, 384, 500, 512)
+
+
+def digits_cnn() -> nn.Module:
+    """A small convolutional network for 1×8×8 digit images: two 3×3 convolutions (4 and 8
+    channels, ReLU), 2×2 max pooling, a linear layer to the 10 classes."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(8 * 4 * 4, 10))
+
+
+@dataclass
+class TimingProblem:
+    """A network figure 7 times: ``build()`` makes it, ``X``, ``Y`` and ``loss`` train it."""
+
+    label: str
+    build: Callable
+    X: torch.Tensor
+    Y: torch.Tensor
+    loss: Callable | None = None
+
+
+def timing_problems(seed: int = 0) -> list[TimingProblem]:
+    """gdlab's default MLP [2, 16, 8, 1] on the moons data and :func:`digits_cnn` on
+    scikit-learn's 8×8 digits, in float32."""
+    moons = load_data("moons", seed=seed)
+    digits = load_data("digits", seed=seed)
+    return [TimingProblem("MLP [2, 16, 8, 1], moons",
+                          lambda: MLP([2, 16, 8, 1], output="sigmoid"),
+                          torch.as_tensor(moons.X_train, dtype=torch.float32),
+                          torch.as_tensor(moons.Y_train, dtype=torch.float32)),
+            TimingProblem("CNN (2 conv layers), 8×8 digits", digits_cnn,
+                          torch.as_tensor(digits.X_train.reshape(-1, 1, 8, 8),
+                                          dtype=torch.float32),
+                          torch.as_tensor(digits.Y_train), F.cross_entropy)]
+
+
+@dataclass
+class BatchTiming:
+    """Figure 7's measurements: ``seconds[label]`` has one row per repeat and one column per
+    size in ``sizes``: the seconds per example of an epoch of training steps (gdlab.fit, GD)
+    with mini-batches of that size, on ``machine``."""
+
+    sizes: tuple
+    seconds: dict
+    repeats: int
+    machine: str
+
+    def medians(self, label: str) -> np.ndarray:
+        """The median over the repeats of the seconds per example at each size."""
+        return np.median(self.seconds[label], axis=0)
+
+    def spread(self, label: str) -> float:
+        """Run-to-run noise: the median over the sizes of (max - min)/median of the repeats."""
+        table = self.seconds[label]
+        return float(np.median((table.max(axis=0) - table.min(axis=0)) / self.medians(label)))
+
+
+def _machine(threads: int) -> str:
+    import platform
+
+    cpu = platform.processor() or platform.machine() or "unknown CPU"
+    return f"{cpu}, {threads} torch thread{'s' if threads != 1 else ''}, torch {torch.__version__}"
+
+
+def _seconds_per_example(problem: TimingProblem, X, Y, size: int, examples: int,
+                         threads: int, seed: int) -> float:
+    """One epoch of gdlab.fit (GD) over the first ⌈examples/size⌉·size rows of X, Y in
+    mini-batches of ``size``: its seconds divided by its examples."""
+    m = math.ceil(examples / size) * size
+    torch.manual_seed(seed)
+    model = problem.build()
+    history = fit(model, X[:m], Y[:m], GD(model.parameters(), lr=0.01), epochs=1,
+                  batch_size=size, loss=problem.loss, seed=seed, num_threads=threads,
+                  progress=False)
+    return history.times[0] / m
+
+
+def batch_timing_data(*, sizes=BATCH_SIZES, examples: int = 1024, repeats: int = 5,
+                      threads: int = 1, seed: int = 0, problems=None) -> BatchTiming:
+    """Time a training step per example at each mini-batch size for each network of
+    ``problems`` (default :func:`timing_problems`): one measurement is one epoch of about
+    ``examples`` examples. Each network is warmed up with one fit first; then the sizes are
+    visited in a fresh random order in each of the ``repeats`` rounds (interleaved, so that a
+    slow moment of the machine does not fall on one size). ``threads`` torch threads for every
+    size (one by default: on a shared or small machine more threads mostly time contention)."""
+    sizes = tuple(check_positive_int("size", size) for size in sizes)
+    threads = check_positive_int("threads", threads)
+    rng = np.random.default_rng(seed)
+    seconds = {}
+    examples = check_positive_int("examples", examples)
+    for problem in problems if problems is not None else timing_problems(seed):
+        rows = torch.arange(examples + max(sizes)) % len(problem.X)  # the data, repeated
+        X, Y = problem.X[rows], problem.Y[rows]
+        _seconds_per_example(problem, X, Y, sizes[0], examples, threads, seed)  # warm-up
+        table = np.zeros((check_positive_int("repeats", repeats), len(sizes)))
+        for r in range(repeats):
+            for i in rng.permutation(len(sizes)):
+                table[r, i] = _seconds_per_example(problem, X, Y, sizes[i], examples, threads,
+                                                   seed)
+        seconds[problem.label] = table
+    return BatchTiming(sizes, seconds, repeats, _machine(threads))
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def powers_of_two(timing: BatchTiming, label: str) -> dict:
+    """{p: t(p) / mean t(p ± 1)} for each power of two p among the sizes whose neighbours
+    p - 1 or p + 1 were timed too (medians): below 1, p ran faster per example."""
+    median = dict(zip(timing.sizes, timing.medians(label), strict=True))
+    ratios = {}
+    for p in timing.sizes:
+        neighbours = [median[n] for n in (p - 1, p + 1) if n in median]
+        if _is_power_of_two(p) and neighbours:
+            ratios[p] = float(median[p] / np.mean(neighbours))
+    return ratios
+
+
+def batch_timing_verdict(ratios: dict, spread: float) -> tuple[str, str]:
+    """The answer for one network and the numbers behind it: the geometric mean of the ratios
+    of :func:`powers_of_two` against the run-to-run ``spread`` (a difference within
+    max(5 %, spread) is no difference)."""
+    if not ratios:
+        return "no power of two was timed beside its neighbours ±1", ""
+    mean = float(np.exp(np.mean(np.log(list(ratios.values())))))
+    margin = max(0.05, spread)
+    verdict = ("yes, faster" if mean < 1 - margin else "no, slower" if mean > 1 + margin else
+               "no difference beyond the noise")
+    detail = (", ".join(f"{p}: {r:.2f}×" for p, r in ratios.items())
+              + f" the time of its neighbours ±1 (run-to-run spread {spread:.0%})")
+    return verdict, detail
+
+
+def batch_timing_title(timing: BatchTiming) -> str:
+    """Figure 7's answer, written from the medians: the question, the machine, and per network
+    the verdict of :func:`batch_timing_verdict`."""
+    verdicts = "; ".join(
+        f"{label.split()[0]}: "
+        + batch_timing_verdict(powers_of_two(timing, label), timing.spread(label))[0]
+        for label in timing.seconds)
+    return (f"Do powers of two run faster? {verdicts}\n(time per example of a training step, "
+            f"median of {timing.repeats} interleaved runs on this machine: {timing.machine})")
+
+
+@styled
+def batch_timing(timing: BatchTiming | None = None, **kwargs) -> Figure:
+    """One panel per network: the microseconds per example of a training step at each
+    mini-batch size (sizes equally spaced, in order), each repeat a faint point, the median a
+    line, powers of two marked; the title is :func:`batch_timing_title`, each panel's that of
+    :func:`batch_timing_verdict`."""
+    timing = timing if timing is not None else batch_timing_data(**kwargs)
+    fig = Figure(figsize=(12.0, 5.0), layout="constrained")
+    axes = fig.subplots(1, len(timing.seconds), squeeze=False).ravel()
+    x = np.arange(len(timing.sizes))
+    power = np.array([_is_power_of_two(n) for n in timing.sizes])
+    for ax, (label, table) in zip(axes, timing.seconds.items(), strict=True):
+        median = 1e6 * timing.medians(label)
+        for row in 1e6 * table:
+            ax.plot(x, row, linestyle="", marker=".", markersize=3, color=DATA_COLOR,
+                    alpha=0.6)
+        ax.plot(x, median, color=OKABE_ITO["blue"], linewidth=1.4, marker="o",
+                markersize=3.5, label=f"median of {timing.repeats} runs (points: each run)")
+        ax.plot(x[power], median[power], linestyle="", marker="D", markersize=7,
+                markerfacecolor="none", markeredgecolor=OKABE_ITO["vermillion"],
+                markeredgewidth=1.5, label="powers of two")
+        ax.set_xticks(x, [str(n) for n in timing.sizes])
+        ax.set_xlabel("mini-batch size")
+        ax.set_ylabel("µs per example")
+        ax.set_ylim(bottom=0)
+        verdict, detail = batch_timing_verdict(powers_of_two(timing, label),
+                                               timing.spread(label))
+        ax.set_title(f"{label}: {verdict}\n{detail}")
+        ax.legend(loc="upper right")
+    fig.suptitle(batch_timing_title(timing))
     return fig
 
 
@@ -530,21 +948,32 @@ FIGURES = {spec.name: spec for spec in (
                "With β = 0.98 and v₀ = 0 the uncorrected average starts near 0 and needs weeks "
                "to reach the data; dividing by 1 − β^t makes it track the data from the first "
                "day."),
-    FigureSpec(5, "oscillation", "5_oscillation.png", "Oscillation vs Momentum, RMSProp, Adam",
-               "On an elongated bowl GD zig-zags across the narrow direction; Momentum averages "
-               "the zig-zag away and RMSProp and Adam scale the steps per direction, heading "
-               "along the valley to the minimum. On Rosenbrock's curved valley GD crawls while "
-               "Momentum and Adam reach the minimum."),
+    FigureSpec(5, "oscillation", "5_oscillation.png", "Oscillation on an elongated bowl",
+               "On the bowl J = 0.01·w₁² + w₂², GD with α near its stability limit (α < 2/λ_max "
+               "= 1) zig-zags across the narrow direction at every step. Momentum with the same "
+               "α and β = 0.9 averages the zig-zag into a slower, smaller swing (on a quadratic "
+               "it is underdamped, so it still swings) and, with the same α, goes no faster "
+               "along the valley: its gain there is the larger α it tolerates. RMSProp divides "
+               "each direction's step by its root mean square and flattens the zig-zag at once; "
+               "Adam, whose first moment is Momentum's, swings like it. Every number in the "
+               "title is measured from these runs."),
     FigureSpec(6, "decay", "6_learning_rate_decay.png", "Learning-rate decay",
                "Near the minimum, mini-batch GD with constant α keeps circling it; the same run "
                "with α decaying per epoch takes smaller and smaller steps and settles in. Right: "
                "α per epoch of each schedule in gdlab.schedules."),
+    FigureSpec(7, "powers-of-two", "7_powers_of_two.png", "Do powers of two run faster?",
+               "The time per example of a training step (gdlab.fit, GD, one torch thread) "
+               "against the mini-batch size, powers of two beside their neighbours ±1 and "
+               "round sizes between, for gdlab's default MLP and a small CNN: medians of "
+               "interleaved runs, measured on the machine that drew this figure. The title "
+               "says what it measured there: whether a power of two ran faster than its "
+               "neighbours by more than the run-to-run noise."),
 )}
 ALIASES = {str(spec.number): name for name, spec in FIGURES.items()}
 
 
 def figure_names(names) -> list[str]:
-    """Figure names from names or numbers (``"1"``, ``"ewa"``); all six when empty."""
+    """Figure names from names or numbers (``"1"``, ``"ewa"``); all of them when empty."""
     names = list(names or [])
     if not names:
         return list(FIGURES)
@@ -560,7 +989,7 @@ def figure_names(names) -> list[str]:
 
 
 def build(names=None, *, seed: int = 0) -> tuple[dict[str, Figure], list[CostRun]]:
-    """The figures by name (all six by default) and figure 1's runs (for the report's
+    """The figures by name (all of them by default) and figure 1's runs (for the report's
     smoothing explorer; empty unless figure 1 is built)."""
     names = figure_names(names)
     figs, runs = {}, []
@@ -576,8 +1005,10 @@ def build(names=None, *, seed: int = 0) -> tuple[dict[str, Figure], list[CostRun
             figs[name] = (ewa_temperatures if name == "ewa" else bias_correction)(temps)
         elif name == "oscillation":
             figs[name] = oscillation()
-        else:
+        elif name == "decay":
             figs[name] = learning_rate_decay(seed=seed)
+        else:
+            figs[name] = batch_timing(batch_timing_data(seed=seed))
     return figs, runs
 
 
@@ -588,7 +1019,7 @@ def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
 
 
 def write_figures(out_dir, names=None, *, seed: int = 0, report: bool = True) -> dict:
-    """Write the figures (all six by default) as PNG files into ``out_dir`` and, with
+    """Write the figures (all of them by default) as PNG files into ``out_dir`` and, with
     ``report``, ``report.html`` showing them with the smoothing explorer over figure 1's
     mini-batch costs. Returns {figure name: Figure}."""
     from ..report.html import write_figures_report

@@ -179,11 +179,13 @@ def gd_stability_limit(function, at=None) -> float:
 @dataclass(frozen=True)
 class Swing:
     """What a path on the elongated bowl shows, measured: ``amplitude`` = max |w₂ - w₂*| over
-    steps k..N (how far it still swings across the valley after k steps) and ``distance`` =
-    w₁_N - w₁_0 (how far it went along the valley in N steps)."""
+    steps k..N (how far it still swings across the valley after k steps), ``distance`` =
+    w₁_N - w₁_0 (how far it went along the valley in N steps) and ``crossings``, the number of
+    steps after which w₂ - w₂* has changed sign (it crossed the valley's floor)."""
 
     amplitude: float
     distance: float
+    crossings: int
     k: int
     N: int
 
@@ -195,8 +197,9 @@ def swing(path: np.ndarray, k: int, minimum=(0.0, 0.0)) -> Swing:
     if path.ndim != 2 or path.shape[1] != 2 or not 0 <= k <= N:
         raise ValueError(f"path must have shape (N + 1, 2) with N >= k = {k}, got "
                          f"{path.shape}")
-    return Swing(float(np.abs(path[k:, 1] - minimum[1]).max()),
-                 float(path[N, 0] - path[0, 0]), k, N)
+    across = path[:, 1] - minimum[1]
+    return Swing(float(np.abs(across[k:]).max()), float(path[N, 0] - path[0, 0]),
+                 int(np.sum(across[1:] * across[:-1] < 0)), k, N)
 
 
 def _contours(ax, land: Landscape, resolution: int = 240) -> None:

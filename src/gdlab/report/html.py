@@ -16,6 +16,7 @@ import io
 import json
 import math
 from html import escape
+from importlib import resources
 from itertools import repeat
 from pathlib import Path
 
@@ -27,8 +28,6 @@ from .style import DPI, is_decayed, optimizer_color
 
 DEFAULT_BETA = 0.98
 REPORT = "report.html"
-FIGURE_FILES = ("cost_per_iteration.png", "epoch_cost.png", "learning_rate.png",
-                "decision_boundary.png")
 HISTORY_COLUMNS = ("run", "optimizer", "schedule", "epoch", "cost", "lr", "time")
 MINIBATCH_COLUMNS = ("run", "t", "epoch", "cost", "smoothed")
 _TABLE_SKIP = {"optimizer", "schedule", "label"}  # already columns of the results table
@@ -331,6 +330,21 @@ def _data_json(runs, beta: float) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def _asset(name: str) -> str:
+    """The text of ``assets/<name>``, shipped as package data: ``report.css``, ``report.js``
+    and the page's parts ``head.html``, ``compare.html`` (setup and results of a compare
+    report), ``tail.html`` (figures, explorer, data, script) and ``explore.html`` (the
+    smoothing explorer). The ``.html`` parts are :meth:`str.format` templates: ``{name}`` is
+    filled in, ``{{`` and ``}}`` are literal braces."""
+    return resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def _page_template(body: str | None = None) -> str:
+    """The page: head, then ``body`` (an asset's name) if given, then figures and script."""
+    parts = ["head.html", body, "tail.html"] if body else ["head.html", "tail.html"]
+    return "".join(map(_asset, parts))
+
+
 def _page(runs, dataset, *, title, config, beta, pictures) -> str:
     from .. import __version__
 
@@ -353,7 +367,7 @@ def _page(runs, dataset, *, title, config, beta, pictures) -> str:
             f"<figcaption>{caption} <span class=\"file\">({escape(name)})</span>"
             "</figcaption></figure>")
     runs_word = "run" if len(runs) == 1 else "runs"
-    return _TEMPLATE.format(
+    return _page_template("compare.html").format(
         title=title_html,
         version=escape(__version__),
         subtitle=(f"{len(runs)} {runs_word} ({escape(', '.join(optimizers))}) on "
@@ -362,363 +376,11 @@ def _page(runs, dataset, *, title, config, beta, pictures) -> str:
         table=table,
         note=escape(note),
         figures="\n".join(figures_html),
-        explore=_EXPLORE.format(beta=f"{beta:g}"),
+        explore=_asset("explore.html").format(beta=f"{beta:g}"),
         data=_data_json(runs, beta),
-        css=_CSS,
-        js=_JS,
+        css=_asset("report.css"),
+        js=_asset("report.js"),
     )
-
-
-_CSS = """
-:root { color-scheme: light; --ink: #1f2328; --muted: #59636e; --line: #d8dee4;
-  --soft: #f6f8fa; --accent: #0072B2; --best: #fff4d6; }
-* { box-sizing: border-box; }
-body { margin: 0; color: var(--ink); background: #fff; line-height: 1.5;
-  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
-  sans-serif; }
-header, main, footer { max-width: 1120px; margin: 0 auto; padding: 0 24px; }
-header { padding-top: 32px; border-bottom: 1px solid var(--line); padding-bottom: 16px; }
-h1 { margin: 0 0 4px; font-size: 28px; letter-spacing: -0.01em; }
-h2 { margin: 36px 0 12px; font-size: 20px; border-bottom: 1px solid var(--line);
-  padding-bottom: 6px; }
-.sub, .note, footer, .file { color: var(--muted); }
-.sub { margin: 0; }
-dl.setup { display: grid; grid-template-columns: max-content 1fr; gap: 4px 20px; margin: 0;
-  padding: 14px 18px; background: var(--soft); border: 1px solid var(--line);
-  border-radius: 8px; }
-dl.setup dt { font-weight: 600; color: var(--muted); }
-dl.setup dd { margin: 0; overflow-wrap: anywhere; font-variant-numeric: tabular-nums; }
-.table-wrap { overflow-x: auto; }
-table.results { border-collapse: collapse; width: 100%; font-size: 14px; }
-table.results th, table.results td { padding: 7px 8px; border-bottom: 1px solid var(--line);
-  text-align: left; white-space: nowrap; }
-table.results th { background: var(--soft); font-weight: 600; }
-table.results td.wrap, table.results td.label { white-space: normal; }
-table.results td.label { min-width: 12em; }
-table.results td.settings { white-space: normal; color: var(--muted); font-size: 13px; }
-table.results .num { text-align: right; font-variant-numeric: tabular-nums; }
-table.results tbody tr:hover { background: var(--soft); }
-table.results tr.best, table.results tr.best:hover { background: var(--best); }
-table.results tr.best td.label { font-weight: 600; }
-.badge { display: inline-block; margin-left: 6px; padding: 0 7px; border-radius: 9px;
-  background: #E69F00; color: #000; font-size: 11px; font-weight: 600; vertical-align: 1px; }
-.swatch { display: inline-block; width: 22px; height: 0; margin-right: 8px;
-  border-top: 3px solid var(--c); vertical-align: middle; }
-.swatch.dashed { border-top-style: dashed; }
-figure { margin: 24px 0; break-inside: avoid; }
-figure img { display: block; max-width: 100%; height: auto; margin: 0 auto;
-  border: 1px solid var(--line); border-radius: 6px; }
-figcaption { margin-top: 8px; font-size: 14px; }
-.file { font-size: 12px; }
-.controls { display: flex; flex-wrap: wrap; gap: 8px 22px; align-items: center;
-  margin-bottom: 8px; font-size: 14px; }
-.controls input[type=range] { width: 240px; vertical-align: middle; }
-#run-toggles { display: flex; flex-wrap: wrap; gap: 4px 16px; font-size: 13px;
-  margin-bottom: 8px; }
-#run-toggles label { white-space: nowrap; cursor: pointer; }
-canvas#explorer { display: block; width: 100%; height: 380px; border: 1px solid var(--line);
-  border-radius: 6px; background: #fff; cursor: crosshair; }
-.plot-wrap { position: relative; }
-.hover { position: absolute; top: 16px; z-index: 2; pointer-events: none; padding: 6px 9px;
-  background: rgba(255, 255, 255, 0.94); border: 1px solid var(--line); border-radius: 6px;
-  font-size: 12px; line-height: 1.45; white-space: nowrap;
-  font-variant-numeric: tabular-nums; box-shadow: 0 1px 4px rgba(0, 0, 0, 0.12); }
-.hover .swatch { width: 14px; margin-right: 5px; }
-footer { margin-top: 40px; padding-top: 12px; padding-bottom: 32px;
-  border-top: 1px solid var(--line); font-size: 13px; }
-a { color: var(--accent); }
-@media print { .explore { display: none; } }
-"""
-
-_JS = r"""
-(function () {
-  "use strict";
-  var source = document.getElementById("gdlab-data");
-  var canvas = document.getElementById("explorer");
-  if (!source || !canvas || !canvas.getContext) { return; }
-  var data = JSON.parse(source.textContent);
-  var ctx = canvas.getContext("2d");
-  var betaInput = document.getElementById("beta");
-  var betaOut = document.getElementById("beta-out");
-  var rawBox = document.getElementById("show-raw");
-  var logBox = document.getElementById("log-y");
-  var correctBox = document.getElementById("bias-correction");
-  var shown = data.runs.map(function () { return true; });
-  var hoverT = null, frame = null;  // the mini-batch under the pointer; the last plot's geometry
-  var wrap = document.createElement("div");
-  wrap.className = "plot-wrap";
-  canvas.parentNode.insertBefore(wrap, canvas);
-  wrap.appendChild(canvas);
-  var tip = document.createElement("div");
-  tip.id = "explorer-hover";
-  tip.className = "hover";
-  tip.hidden = true;
-  wrap.appendChild(tip);
-  var toggles = document.getElementById("run-toggles");
-  data.runs.forEach(function (run, i) {
-    var label = document.createElement("label");
-    var box = document.createElement("input");
-    box.type = "checkbox";
-    box.checked = true;
-    box.addEventListener("change", function () { shown[i] = box.checked; schedule(); });
-    var swatch = document.createElement("span");
-    swatch.className = "swatch" + (run.dashed ? " dashed" : "");
-    swatch.style.setProperty("--c", run.color);
-    label.appendChild(box);
-    label.appendChild(document.createTextNode(" "));
-    label.appendChild(swatch);
-    label.appendChild(document.createTextNode(run.label));  // text, never markup
-    toggles.appendChild(label);
-  });
-  document.getElementById("explore").hidden = false;
-
-  // gdlab.ewa: v_t = beta*v_{t-1} + (1-beta)*J_t ; corrected: v_t / (1 - beta^t);
-  // non-finite J pass through and do not count in t
-  function smooth(costs, beta, corrected) {
-    var out = new Array(costs.length), v = 0, t = 0;
-    for (var i = 0; i < costs.length; i++) {
-      var c = costs[i];
-      if (c === null || !isFinite(c)) { out[i] = null; continue; }
-      t += 1;
-      v = beta * v + (1 - beta) * c;
-      out[i] = corrected ? v / (1 - Math.pow(beta, t)) : v;
-    }
-    return out;
-  }
-  function niceTicks(a, b, count) {
-    var span = b - a, step = Math.pow(10, Math.floor(Math.log10(span / count)));
-    var err = span / count / step;
-    if (err >= 7.5) { step *= 10; } else if (err >= 3.5) { step *= 5; }
-    else if (err >= 1.5) { step *= 2; }
-    var ticks = [];
-    for (var v = Math.ceil(a / step) * step; v <= b + step * 1e-9; v += step) { ticks.push(v); }
-    return ticks;
-  }
-  function fmt(v) { return Number(v.toPrecision(3)).toString(); }
-  var pending = false, draws = 0;
-  function schedule() {
-    if (!pending) { pending = true; window.requestAnimationFrame(draw); }
-  }
-  function draw() {
-    pending = false;
-    var beta = parseFloat(betaInput.value), log = logBox.checked, raw = rawBox.checked;
-    var corrected = correctBox.checked;
-    betaOut.textContent = beta.toFixed(3) + "  (about " +
-      (beta < 1 ? Math.round(1 / (1 - beta)) : "\u221e") + " mini-batches)";
-    var dpr = window.devicePixelRatio || 1;
-    var W = canvas.clientWidth, H = canvas.clientHeight;
-    canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr);
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, W, H);
-    var series = [], n = 1, lo = Infinity, hi = -Infinity;
-    function extend(values) {
-      for (var i = 0; i < values.length; i++) {
-        var v = values[i];
-        if (v !== null && isFinite(v) && (!log || v > 0)) {
-          if (v < lo) { lo = v; } if (v > hi) { hi = v; }
-        }
-      }
-    }
-    data.runs.forEach(function (run, i) {
-      if (!shown[i]) { return; }
-      var s = smooth(run.costs, beta, corrected);
-      series.push({ run: run, smooth: s });
-      n = Math.max(n, run.costs.length);
-      extend(s);
-      if (raw) { extend(run.costs); }
-    });
-    draws += 1;
-    // what the plot shows, for scripts and tests: the smoothed series as drawn
-    window.gdlabExplorer = {
-      draws: draws, beta: beta, corrected: corrected, log: log, raw: raw, hover: hoverT,
-      series: series.map(function (s) { return { label: s.run.label, smooth: s.smooth }; })
-    };
-    var M = { l: 64, r: 14, t: 12, b: 42 };
-    var pw = W - M.l - M.r, ph = H - M.t - M.b;
-    ctx.font = "12px system-ui, sans-serif";
-    ctx.fillStyle = "#59636e";
-    if (!series.length || !(hi >= lo)) {
-      ctx.fillText("no run selected", M.l + 10, M.t + 20);
-      frame = null; tip.hidden = true;
-      return;
-    }
-    if (hi === lo) { hi = lo + (log ? lo : 1); }
-    var f = log ? Math.log10 : function (v) { return v; };
-    var y0 = f(lo), y1 = f(hi);
-    var X = function (t) { return M.l + (t - 1) / Math.max(n - 1, 1) * pw; };
-    var Y = function (v) { return M.t + (1 - (f(v) - y0) / (y1 - y0)) * ph; };
-    ctx.strokeStyle = "#e1e4e8"; ctx.lineWidth = 1; ctx.textAlign = "right";
-    var yticks = log ? [] : niceTicks(lo, hi, 5);
-    if (log) {
-      for (var e = Math.floor(y0); e <= Math.ceil(y1); e++) {
-        var p = Math.pow(10, e);
-        if (p >= lo && p <= hi) { yticks.push(p); }
-      }
-      if (yticks.length < 2) { yticks = [lo, hi]; }
-    }
-    yticks.forEach(function (v) {
-      var y = Y(v);
-      ctx.beginPath(); ctx.moveTo(M.l, y); ctx.lineTo(M.l + pw, y); ctx.stroke();
-      ctx.fillText(fmt(v), M.l - 6, y + 4);
-    });
-    ctx.textAlign = "center";
-    niceTicks(1, n, 6).forEach(function (t) {
-      ctx.fillText(fmt(t), X(t), M.t + ph + 16);
-    });
-    ctx.fillText("iteration t (mini-batch)", M.l + pw / 2, H - 6);
-    ctx.save(); ctx.translate(14, M.t + ph / 2); ctx.rotate(-Math.PI / 2);
-    ctx.fillText("cost J", 0, 0); ctx.restore();
-    ctx.strokeStyle = "#8c959f";
-    ctx.strokeRect(M.l, M.t, pw, ph);
-    ctx.save();
-    ctx.beginPath(); ctx.rect(M.l, M.t, pw, ph); ctx.clip();
-    function path(values) {
-      var open = false;
-      ctx.beginPath();
-      for (var i = 0; i < values.length; i++) {
-        var v = values[i];
-        if (v === null || !isFinite(v) || (log && v <= 0)) { open = false; continue; }
-        if (open) { ctx.lineTo(X(i + 1), Y(v)); } else { ctx.moveTo(X(i + 1), Y(v)); }
-        open = true;
-      }
-      ctx.stroke();
-    }
-    if (raw) {
-      ctx.globalAlpha = 0.18; ctx.lineWidth = 0.8; ctx.setLineDash([]);
-      series.forEach(function (s) { ctx.strokeStyle = s.run.color; path(s.run.costs); });
-    }
-    ctx.globalAlpha = 1; ctx.lineWidth = 1.8;
-    series.forEach(function (s) {
-      ctx.strokeStyle = s.run.color;
-      ctx.setLineDash(s.run.dashed ? [7, 4] : []);
-      path(s.smooth);
-    });
-    ctx.restore();
-    frame = { l: M.l, pw: pw, n: n };
-    showHover(series, X, Y, M.t, ph, W, corrected);
-  }
-  function showHover(series, X, Y, top, ph, W, corrected) {
-    if (hoverT === null || hoverT > frame.n) { tip.hidden = true; return; }
-    var x = X(hoverT);
-    ctx.save();
-    ctx.strokeStyle = "#59636e"; ctx.lineWidth = 1; ctx.setLineDash([3, 3]);
-    ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + ph); ctx.stroke();
-    ctx.restore();
-    while (tip.firstChild) { tip.removeChild(tip.firstChild); }
-    var head = document.createElement("div");
-    head.textContent = "t = " + hoverT;
-    tip.appendChild(head);
-    series.forEach(function (s) {
-      var v = s.smooth[hoverT - 1], c = s.run.costs[hoverT - 1];
-      if (v === undefined) { return; }  // a shorter run
-      if (v !== null && isFinite(v)) {
-        ctx.fillStyle = s.run.color;
-        ctx.beginPath(); ctx.arc(x, Y(v), 3.5, 0, 2 * Math.PI); ctx.fill();
-      }
-      var row = document.createElement("div");
-      var swatch = document.createElement("span");
-      swatch.className = "swatch" + (s.run.dashed ? " dashed" : "");
-      swatch.style.setProperty("--c", s.run.color);
-      row.appendChild(swatch);
-      row.appendChild(document.createTextNode(s.run.label + ": " +
-        (corrected ? "v\u0302" : "v") + " = " + num(v) + ", J = " + num(c)));
-      tip.appendChild(row);
-    });
-    tip.hidden = false;
-    if (x < W / 2) { tip.style.left = (x + 12) + "px"; tip.style.right = ""; }
-    else { tip.style.right = (W - x + 12) + "px"; tip.style.left = ""; }
-  }
-  function num(v) {
-    if (v === null || v === undefined || !isFinite(v)) { return "\u2014"; }
-    return Number(v.toPrecision(5)).toString();
-  }
-  canvas.addEventListener("mousemove", function (event) {
-    if (!frame) { return; }
-    var x = event.clientX - canvas.getBoundingClientRect().left;
-    var t = Math.round(1 + (x - frame.l) / frame.pw * Math.max(frame.n - 1, 1));
-    hoverT = x < frame.l || x > frame.l + frame.pw ? null : Math.max(1, Math.min(frame.n, t));
-    schedule();
-  });
-  canvas.addEventListener("mouseleave", function () { hoverT = null; schedule(); });
-  [betaInput, rawBox, logBox, correctBox].forEach(function (input) {
-    input.addEventListener("input", schedule);
-    input.addEventListener("change", schedule);
-  });
-  window.addEventListener("resize", schedule);
-  schedule();
-})();
-"""
-
-_EXPLORE = """<section id="explore" class="explore" hidden>
-<h2>Explore the smoothing</h2>
-<p>The bias-corrected exponentially weighted average
-v&#770;<sub>t</sub> = v<sub>t</sub>/(1&minus;&beta;<sup>t</sup>) of the mini-batch cost
-<var>J</var><sup>{{<var>t</var>}}</sup>, with
-v<sub>t</sub> = &beta;&middot;v<sub>t&minus;1</sub> +
-(1&minus;&beta;)&middot;<var>J</var><sup>{{<var>t</var>}}</sup>:
-a larger &beta; averages over more mini-batches (about 1/(1&minus;&beta;)) and lags more.
-Turn bias correction off to see the average start too low; untick a run to hide it; point
-at the plot to read the values.</p>
-<div class="controls">
-<label>&beta; <input type="range" id="beta" min="0" max="0.999" step="0.001" value="{beta}"></label>
-<output id="beta-out" for="beta">{beta}</output>
-<label><input type="checkbox" id="bias-correction" checked> bias correction</label>
-<label><input type="checkbox" id="show-raw" checked>
-raw <var>J</var><sup>{{<var>t</var>}}</sup></label>
-<label><input type="checkbox" id="log-y"> log scale</label>
-</div>
-<div id="run-toggles"></div>
-<canvas id="explorer" role="img" aria-label="mini-batch cost and its average, interactive"></canvas>
-</section>
-"""
-
-_HEAD = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="gdlab {version}">
-<title>{title}</title>
-<style>{css}</style>
-</head>
-<body>
-<header>
-<h1>{title}</h1>
-<p class="sub">{subtitle}</p>
-</header>
-<main>
-"""
-
-_TAIL = """<section id="figures">
-<h2>Figures</h2>
-{figures}
-</section>
-{explore}
-</main>
-<footer>Made by gdlab {version}. This page is self-contained: it works offline and loads
-nothing from the network.</footer>
-<script type="application/json" id="gdlab-data">{data}</script>
-<script>{js}</script>
-</body>
-</html>
-"""
-
-_TEMPLATE = _HEAD + """<section id="setup">
-<h2>Setup</h2>
-<dl class="setup">
-{setup}
-</dl>
-</section>
-<section id="results">
-<h2>Results</h2>
-<div class="table-wrap">
-{table}
-</div>
-<p class="note">{note} Accuracies are the share of examples classified correctly; time is
-wall-clock training time. Data: <a href="history.csv">history.csv</a> (per epoch),
-<a href="minibatch_costs.csv">minibatch_costs.csv</a> (per mini-batch).</p>
-</section>
-""" + _TAIL
 
 
 # ---------------------------------------------------------------------------- gdlab figures
@@ -749,17 +411,14 @@ def write_figures_report(out_dir, pictures, runs, *, title: str = "gdlab figures
             f'<span class="file">({escape(name)})</span></figcaption></figure>')
     runs = list(runs)
     generated = escape(datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
-    page = _FIGURES_TEMPLATE.format(
+    page = _page_template().format(
         title=escape(str(title)), version=escape(__version__),
         subtitle=("Every figure is computed by gdlab's own optimizers, schedules, mini-batches "
                   f"and exponentially weighted averages, seeded · generated {generated}"),
         figures="\n".join(figures_html),
-        explore=_EXPLORE.format(beta=f"{beta:g}") if runs else "",
+        explore=_asset("explore.html").format(beta=f"{beta:g}") if runs else "",
         data=_data_json(runs, beta) if runs else '{"beta":0.9,"runs":[]}',
-        css=_CSS, js=_JS)
+        css=_asset("report.css"), js=_asset("report.js"))
     path = out / REPORT
     path.write_text(page, encoding="utf-8")
     return path
-
-
-_FIGURES_TEMPLATE = _HEAD + _TAIL
