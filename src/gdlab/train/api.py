@@ -10,7 +10,7 @@ from .loop import Fit
 def fit(model, X, Y=None, optimizer=None, *, epochs, batch_size=64, loss=None, schedule=None,
         seed=None, callbacks=(), progress=True, batch_order=None, num_threads=None,
         on_divergence=None, divergence_factor=10.0, reduce_factor=0.5, run_dir=None,
-        checkpoint_every=10, resume=False, shard_optimizer_state=False, backprop="auto",
+        checkpoint_every=None, resume=False, shard_optimizer_state=False, backprop="auto",
         val=None, val_fraction=None) -> History:
     """Train ``model`` on rows of ``X`` (examples) with targets ``Y`` by mini-batch gradient
     descent with ``optimizer``, and return its :class:`History`. The data may also be an
@@ -45,8 +45,9 @@ def fit(model, X, Y=None, optimizer=None, *, epochs, batch_size=64, loss=None, s
       epoch's cost), restores the state at the start of that epoch; "stop" then raises
       :class:`Diverged` naming the epoch and α, "reduce" retries the epoch with α multiplied
       by ``reduce_factor``. Either way a "diverged" event goes into ``History.events``.
-    - ``run_dir``: a folder for checkpoints (every ``checkpoint_every`` epochs, at the end and
-      on Ctrl-C, which then finishes the epoch and raises KeyboardInterrupt), ``status.json``
+    - ``run_dir``: a folder for checkpoints (every ``checkpoint_every`` epochs — by default
+      every 10 epochs but at most one a second —, at the end and on Ctrl-C, which then
+      finishes the epoch and raises KeyboardInterrupt), the history as it grows, ``status.json``
       and live α requests (:func:`gdlab.request_lr`). ``resume``: True continues from the
       newest good checkpoint in ``run_dir`` (if any); or a checkpoint file, a run folder or a
       :meth:`Fit.state_dict`.

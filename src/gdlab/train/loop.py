@@ -40,6 +40,9 @@ from .history import History, epoch_cost_of
 from .lr import LearningRate
 from .state import load_run_state, resume_from, run_state
 
+#: checkpoint_every=None: every 10 epochs, but at most one checkpoint a second
+DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_SECONDS = 10, 1.0
+
 
 class Fit:
     """A running fit. Callbacks receive it; ``set_lr`` changes α from the next mini-batch on
@@ -55,7 +58,7 @@ class Fit:
     def __init__(self, model, X, Y=None, optimizer=None, *, epochs, batch_size=64, loss=None,
                  schedule=None, seed=None, callbacks=(), progress=True, batch_order=None,
                  num_threads=None, on_divergence=None, divergence_factor=10.0,
-                 reduce_factor=0.5, run_dir=None, checkpoint_every=10, resume=False,
+                 reduce_factor=0.5, run_dir=None, checkpoint_every=None, resume=False,
                  shard_optimizer_state=False, backprop="auto", val=None, val_fraction=None):
         from . import distributed
 
@@ -111,7 +114,9 @@ class Fit:
             from .callbacks.checkpoint import Checkpoint
             from .callbacks.control import LiveControl
 
-            self.callbacks += [Checkpoint(run_dir, every=checkpoint_every),
+            every, seconds = (checkpoint_every, 0.0) if checkpoint_every is not None else \
+                (DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_SECONDS)
+            self.callbacks += [Checkpoint(run_dir, every=every, min_seconds=seconds),
                                LiveControl(run_dir)]
         if resume is not False and resume is not None:
             resume_from(self, resume)

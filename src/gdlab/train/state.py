@@ -25,17 +25,22 @@ def cloned(value):
     return value
 
 
-def rng_state(generator) -> dict:
+def rng_state(generator, local: bool = False) -> dict:
     """torch's, the shuffle generator's, numpy's and Python's RNG states as tensors and plain
-    values (for weights_only loading)."""
-    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
-    version, internal, gauss_next = random.getstate()
+    values (for weights_only loading); ``local``: numpy's and Python's as they come, for a
+    snapshot in memory (no conversion: a snapshot is taken every epoch)."""
     state = {"torch": torch.get_rng_state(),
-             "generator": generator.get_state() if generator is not None else None,
-             "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)),
-                       "pos": int(pos), "has_gauss": int(has_gauss),
-                       "cached_gaussian": float(cached_gaussian)},
-             "python": {"version": version, "state": list(internal), "gauss_next": gauss_next}}
+             "generator": generator.get_state() if generator is not None else None}
+    if local:
+        state.update(numpy_local=np.random.get_state(legacy=True), python_local=random.getstate())
+    else:
+        name, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+        version, internal, gauss_next = random.getstate()
+        state.update(numpy={"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)),
+                            "pos": int(pos), "has_gauss": int(has_gauss),
+                            "cached_gaussian": float(cached_gaussian)},
+                     python={"version": version, "state": list(internal),
+                             "gauss_next": gauss_next})
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -45,11 +50,14 @@ def set_rng_state(state: dict, generator) -> None:
     torch.set_rng_state(state["torch"])
     if generator is not None and state["generator"] is not None:
         generator.set_state(state["generator"])
-    n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["cached_gaussian"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+    if "numpy_local" in state:
+        np.random.set_state(state["numpy_local"])
+        random.setstate(state["python_local"])
+    else:
+        n, p = state["numpy"], state["python"]
+        np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                             n["has_gauss"], n["cached_gaussian"]))
+        random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -76,7 +84,7 @@ def run_state(run, local: bool = False) -> dict:
         **run.learning_rate.state_dict(),
         "initial_cost": run.guard.initial_cost if run.guard is not None else None,
         "smoothed_cost": run.smoothed_cost.state_dict(),
-        "rng": rng_state(run.generator),
+        "rng": rng_state(run.generator, local),
     }
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import time
 import warnings
@@ -264,8 +265,9 @@ def latest_checkpoint(run_dir, on_message=None) -> tuple[dict, Path] | None:
 
 
 class Checkpoint:
-    """Callback: save the fit's state into ``run_dir`` every ``every`` epochs, at the end of
-    the run, and when it is interrupted.
+    """Callback: save the fit's state into ``run_dir`` every ``every`` epochs — but not within
+    ``min_seconds`` of the last checkpoint (a fast run's every 10 epochs would be dozens a
+    second) —, at the end of the run, and when it is interrupted.
 
     With ``handle_sigint`` (the default), Ctrl-C (SIGINT) stops the run cleanly: the current
     epoch is finished, a checkpoint is written and ``KeyboardInterrupt`` is raised; a second
@@ -274,9 +276,12 @@ class Checkpoint:
     ``Fit.load_state_dict(latest_checkpoint(run_dir)[0])``.
     """
 
-    def __init__(self, run_dir, every: int = 1, *, handle_sigint: bool = True):
+    def __init__(self, run_dir, every: int = 1, *, handle_sigint: bool = True,
+                 min_seconds: float = 0.0):
         self.run_dir = Path(run_dir)
         self.every = check_positive_int("checkpoint every", every)
+        self.min_seconds = float(min_seconds)
+        self._last_save = -math.inf
         self.handle_sigint = bool(handle_sigint)
         self.saved_epoch = None
         self.log = HistoryLog(self.run_dir / HISTORY_LOG)
@@ -289,7 +294,7 @@ class Checkpoint:
         self.log.append(run.history)
         state = {**run_state(run), "history_log": {"bytes": self.log.sync()}}
         path = save_checkpoint(state, self.run_dir)
-        self.saved_epoch = run.epoch_num
+        self.saved_epoch, self._last_save = run.epoch_num, time.monotonic()
         return path
 
     def on_fit_start(self, run) -> None:
@@ -305,7 +310,8 @@ class Checkpoint:
 
     def on_epoch_end(self, run) -> None:
         self.log.append(run.history)
-        if run.epoch_num % self.every == 0:
+        if run.epoch_num % self.every == 0 and \
+                time.monotonic() - self._last_save >= self.min_seconds:
             self.save(run)
 
     def on_interrupt(self, run) -> None:
