@@ -58,7 +58,7 @@ if torch.cuda.is_available():
     p = torch.cuda.get_device_properties(0)
     print(f"device 0: {p.name}, {p.total_memory / 2**30:.1f} GiB, {p.multi_processor_count} SMs, "
           f"capability {p.major}.{p.minor}")
-import gdlab, gdlab.cli, gdlab.cli_tune, gdlab.lab.tune  # noqa: E401,F401
+import gdlab, gdlab.cli, gdlab.cli.tune, gdlab.lab.tune  # noqa: E401,F401
 heavy = sorted({m.split(".")[0] for m in sys.modules} & {"optuna", "vega_datasets",
                                                          "sqlalchemy", "alembic", "pandas"})
 print(f"gdlab {gdlab.__version__} from {gdlab.__file__}; eagerly imported optional "

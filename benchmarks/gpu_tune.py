@@ -29,7 +29,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from gdlab.cli import main as gdlab_main  # noqa: E402
-from gdlab.cli_tune import _setup  # noqa: E402
+from gdlab.cli.tune import _setup  # noqa: E402
 from gdlab.lab import tune  # noqa: E402
 
 MiB = 2**20

@@ -2,6 +2,8 @@
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -155,3 +157,101 @@ def test_course_json(capsys):
     (only,) = result["runs"]
     assert only["optimizer"] == "rmsprop" and only["decay"] == "update_lr"
     assert set(only["costs"]) == {"0"} and 0 < only["accuracy"] <= 1
+
+
+# ---------------------------------------------------------------------------- a light start
+
+
+def _imported(*argv) -> set[str]:
+    """The modules a fresh ``python -m gdlab.cli ARGV`` imports (from -X importtime)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "gdlab.cli", *argv],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {line.rpartition("|")[2].strip() for line in done.stderr.splitlines()
+            if line.startswith("import time:")}
+
+
+HEAVY = ("torch", "matplotlib", "numpy", "gdlab.lab", "gdlab.report")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["fit", "--help"], ["sweep", "--help"]],
+                         ids=" ".join)
+def test_help_needs_no_torch(argv):
+    modules = _imported(*argv)
+    assert "gdlab.cli" in modules  # the measurement sees gdlab's own imports
+    assert not [m for m in modules if m.split(".")[0] in HEAVY or m.startswith(HEAVY)]
+
+
+def test_status_needs_no_torch(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert run(capsys, "fit", "--epochs", "2", "--layers", "2,3,1", "--out", str(run_dir),
+               "-q")[0] == 0
+    modules = _imported("status", str(run_dir))
+    assert "gdlab.train.callbacks.control" in modules
+    assert not [m for m in modules if m.split(".")[0] in HEAVY or m.startswith(HEAVY)]
+
+
+def test_light_name_lists_equal_the_librarys():
+    """The parser shows names without importing the library: its copies must not drift."""
+    from gdlab.cli import common, figures
+    from gdlab.lab import figures as lab_figures
+    from gdlab.lab import landscape
+    from gdlab.optim import OPTIMIZERS
+    from gdlab.train.runfolder import HYPERPARAMETERS
+
+    assert common.OPTIMIZERS == tuple(OPTIMIZERS) == tuple(HYPERPARAMETERS)
+    assert figures.FIGURES == tuple(lab_figures.FIGURES)
+    assert [spec.number for spec in lab_figures.FIGURES.values()] == \
+        list(range(1, len(figures.FIGURES) + 1))
+    assert figures.LANDSCAPES == tuple(landscape.LANDSCAPES)
+
+
+def test_the_public_names_load_lazily():
+    code = ("import sys, gdlab; assert 'torch' not in sys.modules, 'import gdlab loaded torch'; "
+            "[getattr(gdlab, name) for name in gdlab.__all__]; "
+            "assert set(gdlab.__all__) <= set(dir(gdlab)); import gdlab.ewa; "
+            "assert callable(gdlab.ewa) and gdlab.memmap.__name__ == 'gdlab.data.memmap' "
+            "and gdlab.distributed.__name__ == 'gdlab.train.distributed'; "
+            "from gdlab import fit, MLP, memmap, distributed, resume, schedules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import gdlab
+
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        gdlab.nonsense  # noqa: B018
+
+
+# ---------------------------------------------------------------------------- gdlab.resume
+
+
+def test_python_resume_is_gdlab_fit_resume(tmp_path, capsys):
+    """gdlab.resume continues a run folder exactly as gdlab fit --resume does."""
+    import shutil
+
+    import gdlab
+
+    args = ["fit", "--layers", "2,4,1", "--epochs", "3", "--checkpoint-every", "1",
+            "--schedule", "inverse_time:decay_rate=1", "--dtype", "float64", "-q"]
+    assert run(capsys, *args, "--out", str(tmp_path / "cli"))[0] == 0
+    shutil.copytree(tmp_path / "cli", tmp_path / "api")
+    status, out, err = run(capsys, "fit", "--resume", str(tmp_path / "cli"), "--epochs", "6",
+                           "--lr", "0.002", "-q")
+    assert status == 0, err
+    assert "resuming" in out and "α = 0.002" in out
+    finished = gdlab.resume(tmp_path / "api", epochs=6, lr=0.002, progress=False)
+    assert finished.epoch_num == 6 and len(finished.history.epoch_costs) == 6
+    assert (tmp_path / "api" / "events.json").read_text() == \
+        (tmp_path / "cli" / "events.json").read_text()
+    api, cli = (load_file(tmp_path / folder / "model.safetensors") for folder in ("api", "cli"))
+    assert api.keys() == cli.keys() and all(torch.equal(api[k], cli[k]) for k in api)
+
+    def columns(folder):
+        with open(folder / "history.csv") as f:
+            return [{k: v for k, v in row.items() if k != "time"} for row in csv.DictReader(f)]
+
+    assert columns(tmp_path / "api") == columns(tmp_path / "cli")
+    config = json.loads((tmp_path / "api" / "config.json").read_text())
+    assert config["epochs"] == 6 and config["command"] == "fit"
+    with pytest.raises(ValueError, match="--epochs must be at least 6, got 4"):
+        gdlab.resume(tmp_path / "api", epochs=4, progress=False)

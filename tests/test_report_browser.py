@@ -243,8 +243,7 @@ def figures_page(tmp_path_factory):
 
 
 def _page_costs(browser) -> list[np.ndarray]:
-    costs = browser.evaluate("JSON.parse(document.getElementById('gdlab-data').textContent)"
-                             ".runs.map(r => r.costs)")
+    costs = browser.evaluate("window.gdlabData.runs.map(r => r.costs)")
     return [np.asarray(c, dtype=np.float64) for c in costs]
 
 

@@ -28,8 +28,10 @@ import numbers
 import numpy as np
 import torch
 
-from . import bias_correction, minibatches, schedules
+from . import schedules
 from ._checks import check_beta, check_nonnegative, check_positive, check_positive_int
+from .data.batches import minibatches
+from .ewa import bias_correction
 from .optim import rules
 
 __all__ = ["update_parameters_with_gd", "random_mini_batches", "initialize_velocity",

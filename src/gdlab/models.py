@@ -70,6 +70,12 @@ class MLP(nn.Module):
         return f"layer_dims={self.layer_dims}, hidden={self.hidden!r}, output={self.output!r}"
 
 
+def takes_indices(model: nn.Module) -> bool:
+    """Whether the model looks up embeddings: its integer inputs are indices (token ids), not
+    numbers to convert to its dtype."""
+    return any(isinstance(m, nn.Embedding | nn.EmbeddingBag) for m in model.modules())
+
+
 def predict(model: nn.Module, X) -> torch.Tensor:
     """The model's output on the rows of ``X`` (in its dtype and on its device), computed in
     eval mode (dropout off, batch-norm statistics frozen) without gradients; the model's mode
@@ -81,7 +87,9 @@ def predict(model: nn.Module, X) -> torch.Tensor:
     model.eval()
     try:
         with torch.no_grad():
-            return model(torch.as_tensor(X, dtype=dtype, device=device))
+            X = torch.as_tensor(X, device=device)
+            return model(X if takes_indices(model) and not X.is_floating_point() else
+                         X.to(dtype))
     finally:
         model.train(was_training)
 

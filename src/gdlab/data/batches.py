@@ -158,17 +158,20 @@ def _to(X_t, Y_t, device, dtype):
 
 class TensorBatches:
     """In-memory X and Y: each epoch one gather of the rows in the epoch's order, then views of
-    ``batch_size`` rows (no per-example work). X is moved to ``device`` in ``dtype``, Y too if
-    it holds floats; both are checked for NaN/inf once."""
+    ``batch_size`` rows (no per-example work). X is moved to ``device`` in ``dtype`` (integer X
+    stays integer with ``indices``: token ids for an embedding), Y too if it holds floats;
+    both are checked for NaN/inf once."""
 
     ordered = True  # the loop chooses the order of the rows
 
-    def __init__(self, X, Y, batch_size: int, *, device=None, dtype=None):
+    def __init__(self, X, Y, batch_size: int, *, device=None, dtype=None,
+                 indices: bool = False):
         X, Y = torch.as_tensor(X), torch.as_tensor(Y)
         _check_rows(X, Y)
         dtype = dtype or torch.get_default_dtype()
-        X = X.to(device=device if device is not None else X.device, dtype=dtype)
-        if not torch.isfinite(X).all():
+        X = X.to(device=device if device is not None else X.device,
+                 dtype=X.dtype if indices and not X.is_floating_point() else dtype)
+        if X.is_floating_point() and not torch.isfinite(X).all():
             raise ValueError("X contains NaN or infinite values")
         Y = Y.to(device=X.device, dtype=dtype if Y.is_floating_point() else Y.dtype)
         if Y.is_floating_point() and not torch.isfinite(Y).all():
@@ -363,7 +366,8 @@ def split(X, Y, fraction: float, seed: int | None = None):
     return X[train], Y[train], X[val], Y[val]
 
 
-def batch_source(X, Y=None, batch_size: int = 64, *, device=None, dtype=None):
+def batch_source(X, Y=None, batch_size: int = 64, *, device=None, dtype=None,
+                 indices: bool = False):
     """The batch source for data given as ``fit`` takes it: X and Y (tensors, numpy arrays or
     memory-mapped arrays) cut into mini-batches of ``batch_size``; a batch source as it is; a
     map-style Dataset of (x, y) examples batched by gdlab (a ``TensorDataset`` of two tensors
@@ -384,4 +388,4 @@ def batch_source(X, Y=None, batch_size: int = 64, *, device=None, dtype=None):
         return IterableBatches(X, device=device, dtype=dtype)
     if is_lazy(X) or is_lazy(Y):
         return MemmapBatches(X, Y, batch_size, device=device, dtype=dtype)
-    return TensorBatches(X, Y, batch_size, device=device, dtype=dtype)
+    return TensorBatches(X, Y, batch_size, device=device, dtype=dtype, indices=indices)

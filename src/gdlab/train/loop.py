@@ -32,6 +32,7 @@ from ..data.batches import (
 )
 from ..ewa import EWA
 from ..losses import check_targets, default_loss, loss_name
+from ..models import takes_indices
 from . import gradients as gradient_paths
 from .callbacks.progress import ProgressBar
 from .callbacks.validation import Validation
@@ -326,7 +327,8 @@ def _source(model, replicas, X, Y, batch_size, batch_order):
     parameter = next(model.parameters(), None)
     source = batch_source(X, Y, batch_size,
                           device=parameter.device if parameter is not None else None,
-                          dtype=parameter.dtype if parameter is not None else None)
+                          dtype=parameter.dtype if parameter is not None else None,
+                          indices=takes_indices(model))
     if not source.ordered and (batch_order is not None or replicas is not None):
         what = "batch_order" if batch_order is not None else "data-parallel training"
         raise ValueError(f"{what} needs the data as tensors X, Y (gdlab orders their "
@@ -339,7 +341,8 @@ def _validation_source(model, val):
     """The batch source of ``val``: (X, Y) tensors, a Dataset or a DataLoader."""
     parameter = next(model.parameters(), None)
     where = {"device": parameter.device if parameter is not None else None,
-             "dtype": parameter.dtype if parameter is not None else None}
+             "dtype": parameter.dtype if parameter is not None else None,
+             "indices": takes_indices(model)}
     if isinstance(val, tuple | list) and len(val) == 2 and not isinstance(val[0], tuple):
         return batch_source(val[0], val[1], 1, **where)
     return batch_source(val, **where)

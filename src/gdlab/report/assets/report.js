@@ -4,6 +4,17 @@
   var canvas = document.getElementById("explorer");
   if (!source || !canvas || !canvas.getContext) { return; }
   var data = JSON.parse(source.textContent);
+  // every mini-batch cost, little-endian float32 in base64; NaN (non-finite) as null
+  data.runs.forEach(function (run) {
+    var bytes = atob(run.costs_f32), view = new DataView(new ArrayBuffer(bytes.length));
+    for (var k = 0; k < bytes.length; k++) { view.setUint8(k, bytes.charCodeAt(k)); }
+    run.costs = new Array(bytes.length / 4);
+    for (var i = 0; i < run.costs.length; i++) {
+      var c = view.getFloat32(4 * i, true);
+      run.costs[i] = isFinite(c) ? c : null;
+    }
+  });
+  window.gdlabData = data;  // the decoded series, for scripts and tests
   var ctx = canvas.getContext("2d");
   var betaInput = document.getElementById("beta");
   var betaOut = document.getElementById("beta-out");
@@ -139,14 +150,34 @@
     ctx.strokeRect(M.l, M.t, pw, ph);
     ctx.save();
     ctx.beginPath(); ctx.rect(M.l, M.t, pw, ph); ctx.clip();
+    // a long series is drawn through the first, lowest, highest and last of its points in
+    // each pixel column (the same picture, a few thousand segments); the values are exact
     function path(values) {
-      var open = false;
+      var open = false, perPixel = values.length / Math.max(pw, 1);
       ctx.beginPath();
-      for (var i = 0; i < values.length; i++) {
+      function to(i) {
         var v = values[i];
-        if (v === null || !isFinite(v) || (log && v <= 0)) { open = false; continue; }
+        if (v === null || !isFinite(v) || (log && v <= 0)) { open = false; return; }
         if (open) { ctx.lineTo(X(i + 1), Y(v)); } else { ctx.moveTo(X(i + 1), Y(v)); }
         open = true;
+      }
+      if (perPixel <= 4) {
+        for (var i = 0; i < values.length; i++) { to(i); }
+      } else {
+        for (var col = 0; col < pw; col++) {
+          var a = Math.floor(col * perPixel);
+          var b = Math.min(values.length, Math.floor((col + 1) * perPixel));
+          var lo = -1, hi = -1;
+          for (var j = a; j < b; j++) {
+            var v = values[j];
+            if (v === null || !isFinite(v)) { continue; }
+            if (lo < 0 || v < values[lo]) { lo = j; }
+            if (hi < 0 || v > values[hi]) { hi = j; }
+          }
+          [a, Math.min(lo, hi), Math.max(lo, hi), b - 1].forEach(function (k) {
+            if (k >= a) { to(k); }
+          });
+        }
       }
       ctx.stroke();
     }

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from .cli import CommandError, _layers, prepare_out_dir, write_config
+from .._files import write_config
+from .common import CommandError, _layers, prepare_out_dir
 
 
 def _common(p, epochs: int) -> None:
@@ -23,14 +24,14 @@ def _common(p, epochs: int) -> None:
 
 
 def _setup(args, device):
-    from .data.datasets import describe, load_data
-    from .lab.compare import DTYPES, check_layers, default_layers, initial_model
+    import torch
+
+    from ..data.datasets import describe, load_data
+    from ..models import DTYPES, check_layers, default_layers, initial_model
 
     dataset = load_data(args.data, target=args.target, seed=args.seed)
     layers = _layers(args.layers)
     layers = check_layers(layers, dataset) if layers else default_layers(dataset)
-    import torch
-
     model = initial_model(dataset, layers, args.seed, DTYPES[args.dtype]).to(device)
     X = torch.as_tensor(dataset.X_train, dtype=DTYPES[args.dtype])
     Y = torch.as_tensor(dataset.Y_train)
@@ -74,7 +75,7 @@ def _bytes(text: str | None) -> int | None:
 
 
 def cmd_tune_batch_size(args) -> None:
-    from .lab import tune
+    from ..lab import tune
 
     sizes = None
     if args.sizes:
@@ -113,7 +114,7 @@ def cmd_tune_batch_size(args) -> None:
 
 
 def _space_items(args) -> tuple[dict, dict]:
-    from .lab.sweep import read_space
+    from ..lab.sweep import read_space
 
     items, settings = ({}, {}) if args.space is None else read_space(args.space)
     for name in ("optimizer", "lr", "beta", "beta1", "beta2", "eps", "batch_size", "schedule",
@@ -127,10 +128,10 @@ def _space_items(args) -> tuple[dict, dict]:
 def cmd_sweep(args) -> None:
     import math
 
-    from .lab import sweep
-    from .lab.runs import RunResult
-    from .models import accuracy
-    from .report import write_report
+    from ..lab import sweep
+    from ..lab.runs import RunResult
+    from ..models import accuracy
+    from ..report import write_report
 
     items, _ = _space_items(args)
     space = sweep.parse_space(items)
@@ -199,6 +200,7 @@ def cmd_sweep(args) -> None:
 
 
 def register(commands) -> None:
+    """Add ``tune`` (``tune batch-size``) and ``sweep`` to ``commands``."""
     p = commands.add_parser("tune", help="tune the mini-batch size", description="Tuning "
                             "helpers: `gdlab tune batch-size`.")
     sub = p.add_subparsers(dest="tune_command", metavar="WHAT", parser_class=type(p),

@@ -3,9 +3,8 @@ chunks (never whole in memory), for training from disk and the scale-out benchma
 
 from __future__ import annotations
 
-import numpy as np
-
-from .cli import CommandError, prepare_out_dir, write_config
+from .._files import write_config
+from .common import CommandError, prepare_out_dir
 
 
 def make_classification_npy(out, rows: int, features: int, *, classes: int = 2, seed: int = 0,
@@ -16,9 +15,10 @@ def make_classification_npy(out, rows: int, features: int, *, classes: int = 2, 
     ``chunk_rows`` rows at a time. Returns the two paths."""
     from pathlib import Path
 
+    import numpy as np
     from tqdm.auto import tqdm
 
-    from ._checks import check_positive_int
+    from .._checks import check_positive_int
 
     rows = check_positive_int("rows", rows)
     features = check_positive_int("features", features)
@@ -69,6 +69,7 @@ def cmd_make_data(args) -> None:
 
 
 def register(commands) -> None:
+    """Add ``make-data`` to ``commands``."""
     p = commands.add_parser("make-data", help="write a synthetic classification set as .npy",
                             description="Write a synthetic classification set of --rows × "
                             "--features (X.npy float32, Y.npy int64 class indices) to --out, "

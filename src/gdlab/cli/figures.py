@@ -1,8 +1,8 @@
 """The figure commands of ``gdlab``: ``figures``, ``smooth``, ``landscape`` and ``schedule``.
 
 ``register(commands)`` adds them to the argparse sub-parsers of :func:`gdlab.cli.build_parser`.
-Bad input raises :class:`gdlab.cli.CommandError` (or ``ValueError``), which ``gdlab`` prints
-as one line on stderr with exit status 2.
+Bad input raises :class:`~gdlab.cli.common.CommandError` (or ``ValueError``), which ``gdlab``
+prints as one line on stderr with exit status 2.
 """
 
 from __future__ import annotations
@@ -14,8 +14,14 @@ import os
 import sys
 from pathlib import Path
 
-from .cli import CommandError, prepare_out_dir, write_config
+from .._files import write_config
+from .common import CommandError, _names, prepare_out_dir
 
+#: the lecture's figures in gdlab.lab.figures.FIGURES, by number, and the test functions of
+#: gdlab.lab.landscape.LANDSCAPES (light copies for the parser; a test keeps them equal)
+FIGURES = ("minibatch-cost", "paths", "ewa", "bias-correction", "oscillation", "decay",
+           "powers-of-two")
+LANDSCAPES = ("elongated", "rosenbrock", "beale")
 SCHEDULE_OPTIONS = {  # command-line option -> the schedule's argument
     "decay_rate": "decay_rate", "time_interval": "time_interval", "base": "base", "k": "k",
     "per": "per", "factor": "factor", "every": "every"}
@@ -23,7 +29,7 @@ SCHEDULE_OPTIONS = {  # command-line option -> the schedule's argument
 
 def save_figure(fig, path) -> Path:
     """Write ``fig`` to ``path`` (PNG, or whatever its suffix says) with the report's DPI."""
-    from .report.style import DPI
+    from ..report.style import DPI
 
     path = Path(path)
     if path.parent != Path("") and not path.parent.is_dir():
@@ -64,7 +70,7 @@ def parse_betas(text: str) -> list[float]:
 
 
 def cmd_figures(args) -> None:
-    from .lab import figures
+    from ..lab import figures
 
     names = figures.figure_names(args.names)
     out = prepare_out_dir(args.out, args.force)
@@ -122,8 +128,8 @@ def read_column(path: str, column: str) -> tuple[list[float], list[str]]:
 def cmd_smooth(args) -> None:
     import numpy as np
 
-    from .ewa import ewa
-    from .lab.figures import smoothing_figure
+    from ..ewa import ewa
+    from ..lab.figures import smoothing_figure
 
     betas = parse_betas(args.beta)
     out = _image_path(args.out) if args.out else None
@@ -180,8 +186,7 @@ def _lrs(text: str | None, optimizers: list[str]) -> dict | float | None:
 
 
 def cmd_landscape(args) -> None:
-    from .cli import _names
-    from .lab import landscape
+    from ..lab import landscape
 
     land = landscape.get_landscape(args.function)
     optimizers = _names(args.optimizers, list(landscape.NAMES), "optimizers")
@@ -218,7 +223,7 @@ def cmd_landscape(args) -> None:
 
 
 def make_schedule(args):
-    from . import schedules
+    from .. import schedules
 
     kind = args.kind.strip().lower().replace("-", "_")
     if kind not in schedules.SCHEDULES:
@@ -270,7 +275,7 @@ def schedule_figure(schedule, epochs, alphas):
     from matplotlib import rc_context
     from matplotlib.figure import Figure
 
-    from .report.style import OKABE_ITO, RC
+    from ..report.style import OKABE_ITO, RC
 
     with rc_context(RC):
         fig = Figure(figsize=(7.0, 4.0), layout="constrained")
@@ -291,12 +296,9 @@ def schedule_figure(schedule, epochs, alphas):
 def register(commands) -> None:
     """Add ``figures``, ``smooth``, ``landscape`` and ``schedule`` to ``commands`` (the object
     ``ArgumentParser.add_subparsers`` returned)."""
-    from .lab.figures import FIGURES
-    from .lab.landscape import LANDSCAPES
-
-    listing = ", ".join(f"{spec.number} {name}" for name, spec in FIGURES.items())
+    listing = ", ".join(f"{number} {name}" for number, name in enumerate(FIGURES, 1))
     p = commands.add_parser(
-        "figures", help="draw the lecture's six figures from real runs, with a report",
+        "figures", help="draw the lecture's figures from real runs, with a report",
         description="Compute and draw the lecture's figures from real runs of gdlab's "
         f"optimizers, schedules, mini-batches and EWA ({listing}), as PNG files and a "
         "self-contained report.html with a β smoothing slider.")
