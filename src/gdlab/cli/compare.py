@@ -1,36 +1,175 @@
-"""``gdlab compare``: every optimizer, with and without decay, from the same start."""
+"""``gdlab compare`` (every optimizer, with and without decay, from the same start) and
+``gdlab lr-find`` (the α to start from): gdlab's MLP on its data, or your model and data."""
 
 from __future__ import annotations
 
+from .._checks import check_positive, check_positive_int
 from .._files import write_config
-from .common import OPTIMIZERS, _layers, _names, _schedule, data_options, prepare_out_dir, warner
+from .common import (
+    OPTIMIZERS,
+    CommandError,
+    _layers,
+    _names,
+    _schedule,
+    check_out_dir,
+    data_options,
+    prepare_out_dir,
+    warner,
+)
 
 
 def cmd_compare(args) -> None:
-    from ..data.datasets import describe, load_data
-    from ..lab.compare import DEFAULT_DECAY, compare
-    from ..report import write_report
-    from ..train.runfolder import clamp_batch_size
+    from ..lab.compare import default_decay
+    from ..schedules import parse_schedule
 
     optimizers = _names(args.optimizers, OPTIMIZERS, "optimizers")
+    if args.epochs is None:
+        args.epochs = MODEL_EPOCHS if args.model is not None else BUILTIN_EPOCHS
+    check_positive_int("epochs", args.epochs)
+    decay = default_decay(args.epochs) if args.schedule is None else _schedule(args.schedule)
+    if decay is not None:
+        parse_schedule(decay, 1.0)  # a malformed schedule fails before anything runs
+    lr = _lr(args.lr)
+    check_positive_int("seeds", args.seeds)
+    check_positive_int("batch_size", args.batch_size)
+    check_out_dir(args.out, args.force)  # (checked now; created once everything else is)
+    if args.model is None:
+        if args.loss is not None:
+            raise CommandError("--loss applies to --model (gdlab's MLP takes its output's cost)")
+        _compare_builtin(args, optimizers, decay, lr)
+    else:
+        _compare_model(args, optimizers, decay, lr)
+
+
+def _lr(text):
+    """--lr: a number, "auto" (the LR finder's suggestion per optimizer) or None."""
+    if text is None or text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise CommandError(f"--lr must be a number > 0 or auto, got {text!r}") from None
+    return check_positive("lr", value)
+
+
+def _compare_builtin(args, optimizers, decay, lr) -> None:
+    from ..data.datasets import describe, load_data
+    from ..lab.compare import compare
+    from ..train.runfolder import clamp_batch_size
+
     layers = _layers(args.layers)
-    decay = DEFAULT_DECAY if args.schedule is None else _schedule(args.schedule)
-    out = prepare_out_dir(args.out, args.force)
     dataset = load_data(args.data, target=args.target, seed=args.seed)
     clamp_batch_size(args.batch_size, len(dataset.X_train), warner("compare"))  # compare clamps
     print(describe(dataset))
-    runs = compare(data=dataset, layers=layers, optimizers=optimizers, lr=args.lr,
-                   epochs=args.epochs, batch_size=args.batch_size, decay=decay, seed=args.seed,
-                   dtype=args.dtype, progress=not args.quiet).runs
+    comparison = compare(data=dataset, layers=layers, optimizers=optimizers, lr=lr,
+                         epochs=args.epochs, batch_size=args.batch_size, decay=decay,
+                         seed=args.seed, seeds=args.seeds, dtype=args.dtype,
+                         progress=not args.quiet)
+    runs = comparison.runs
     config = {"data": args.data, "layers": runs[0].model.layer_dims, "epochs": args.epochs,
-              "batch_size": args.batch_size, "seed": args.seed, "dtype": args.dtype,
-              "lr": args.lr if args.lr is not None else "per optimizer",
+              "batch_size": args.batch_size, "seed": args.seed, "seeds": args.seeds,
+              "dtype": args.dtype, "lr": _lr_text(args.lr, comparison),
               "decay": decay or "none"}
+    out = prepare_out_dir(args.out, args.force)
     write_config(out, "compare", config)
-    report = write_report(out, runs, dataset, title=f"gdlab compare — {dataset.name}",
-                          config=config)
-    print(table(runs))
+    report = comparison.write_report(out, dataset, title=f"gdlab compare — {dataset.name}",
+                                     config=config)
+    print(table(runs) if args.seeds == 1 else comparison.table())
     print(f"report: {report}")
+
+
+def _compare_model(args, optimizers, decay, lr) -> None:
+    from .._spec import call_spec, is_spec, load_spec
+    from ..lab.compare import compare
+
+    if args.layers is not None:
+        raise CommandError("--layers sizes gdlab's own MLP; with --model the model is yours")
+    factory = load_spec(args.model, "--model")
+    data = call_spec(args.data, "--data") if is_spec(args.data) else _builtin_tensors(args)
+    comparison = compare(factory, data, optimizers=optimizers, lr=lr, epochs=args.epochs,
+                         batch_size=args.batch_size, decay=decay, seed=args.seed,
+                         seeds=args.seeds, loss=_loss(args.loss), progress=not args.quiet)
+    config = {"model": args.model, "data": args.data, "loss": comparison.runs[0].history.loss,
+              "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
+              "seeds": args.seeds, "lr": _lr_text(args.lr, comparison),
+              "decay": decay or "none"}
+    out = prepare_out_dir(args.out, args.force)
+    write_config(out, "compare", config)
+    report = comparison.write_report(out, title=f"gdlab compare — {args.model}",
+                                     config=config)
+    print(comparison.table())
+    print(f"report: {report}")
+
+
+def _builtin_tensors(args):
+    """gdlab's own data for a model of the user's: ((X, Y), (X_test, Y_test)) tensors."""
+    import torch
+
+    from ..data.datasets import load_data
+
+    dataset = load_data(args.data, target=args.target, seed=args.seed)
+    return ((torch.as_tensor(dataset.X_train, dtype=torch.float32),
+             torch.as_tensor(dataset.Y_train)),
+            (torch.as_tensor(dataset.X_test, dtype=torch.float32),
+             torch.as_tensor(dataset.Y_test)))
+
+
+#: the default --epochs: gdlab's small MLP trains in a second; a model of the user's is larger
+BUILTIN_EPOCHS, MODEL_EPOCHS = 100, 10
+#: --loss names and the costs they stand for
+LOSSES = {"cross_entropy": "cross_entropy", "bce": "binary_cross_entropy",
+          "mse": "squared_error"}
+
+
+def _loss(text):
+    """--loss: a name of LOSSES, a SPEC of a cost function loss(output, Y), or None."""
+    if text is None:
+        return None
+    from .. import losses
+    from .._spec import is_spec, load_spec
+
+    if text in LOSSES:
+        return getattr(losses, LOSSES[text])
+    if is_spec(text):
+        return load_spec(text, "--loss")
+    raise CommandError(f"--loss must be one of {', '.join(LOSSES)} or path/to/file.py:function, "
+                       f"got {text!r}")
+
+
+def _lr_text(text, comparison):
+    if text == "auto":
+        return "auto: " + ", ".join(f"{k} {v:.3g}" for k, v in comparison.lrs.items())
+    return text if text is not None else "per optimizer"
+
+
+def cmd_lr_find(args) -> None:
+    from .._spec import call_spec, is_spec, load_spec
+    from ..lab.lr_find import lr_find
+
+    check_out_dir(args.out, args.force)
+    _names(args.optimizer, OPTIMIZERS, "optimizer")
+    if args.model is not None:
+        model = load_spec(args.model, "--model")()
+        data = call_spec(args.data, "--data") if is_spec(args.data) else _builtin_tensors(args)
+    else:
+        import torch
+
+        from ..data.datasets import load_data
+        from ..models import default_layers, initial_model
+
+        dataset = load_data(args.data, target=args.target, seed=args.seed)
+        model = initial_model(dataset, default_layers(dataset), args.seed)
+        data = (torch.as_tensor(dataset.X_train, dtype=torch.float32),
+                torch.as_tensor(dataset.Y_train))
+    result = lr_find(model, data, args.optimizer, loss=_loss(args.loss), steps=args.steps,
+                     seeds=args.seeds, batch_size=args.batch_size, seed=args.seed)
+    out = prepare_out_dir(args.out, args.force)
+    write_config(out, "lr-find", {"model": args.model, "data": args.data,
+                                  "optimizer": args.optimizer, "steps": args.steps,
+                                  "seeds": args.seeds, "batch_size": args.batch_size,
+                                  "seed": args.seed, "suggestion": result.suggestion})
+    print(result.summary())
+    print(f"figure: {result.save(out)}")
 
 
 def table(runs) -> str:
@@ -57,14 +196,47 @@ def register(commands) -> None:
                             "initialization and mini-batch order with each optimizer, with "
                             "constant α and with a decay schedule; print a table and write "
                             "report.html, PNG figures and CSV histories.")
-    data_options(p, 100)
+    data_options(p, None)
+    p.add_argument("--model", metavar="SPEC", help="your model: path/to/file.py:function or "
+                   "package.module:function returning an nn.Module (then --data may be a SPEC "
+                   "returning (X, Y), ((X, Y), (X_val, Y_val)), a Dataset or a DataLoader)")
+    p.add_argument("--loss", help="with --model: cross_entropy, bce, mse or a SPEC of "
+                   "loss(output, Y) (default: inferred from the outputs and targets)")
+    p.add_argument("--seeds", type=int, default=1, metavar="K", help="train each run with K "
+                   "seeds (--seed, --seed+1, ...) and show the median and range (default: 1)")
     p.add_argument("--optimizers", default="gd,momentum,rmsprop,adam",
                    help="comma-separated subset of gd,momentum,rmsprop,adam")
-    p.add_argument("--lr", type=float, help="one α for every optimizer (default: gd 0.1, "
-                   "momentum 0.1, rmsprop 0.005, adam 0.005)")
+    p.add_argument("--lr", help="one α for every optimizer, or auto (each optimizer's α from "
+                   "the LR finder) (default: gd 0.1, momentum 0.1, rmsprop 0.005, adam 0.005)")
     p.add_argument("--schedule", help="the decay each optimizer is also run with, as "
                    "name:key=value,... (inverse_time, exponential, inverse_sqrt, staircase, "
                    "plateau), or none")
     p.add_argument("--out", default="gdlab-report", help="report folder (default: "
                    "gdlab-report)")
     p.set_defaults(run=cmd_compare)
+
+    p = commands.add_parser("lr-find", help="the α to start from: an exponential α ramp, "
+                            "repeated over seeds, and where the smoothed cost falls fastest",
+                            description="Train copies of the model with α rising "
+                            "exponentially from 1e-7 to 10 over --steps mini-batches, for "
+                            "--seeds mini-batch orders; print the suggested α (steepest fall "
+                            "of the bias-corrected EWA of the cost) with its spread and write "
+                            "lr_find.png.")
+    p.add_argument("--model", metavar="SPEC", help="your model (path/to/file.py:function); "
+                   "default: gdlab's MLP for --data")
+    p.add_argument("--data", default="moons", help="a built-in set, a .csv/.npz file or, with "
+                   "--model, a SPEC (default: moons)")
+    p.add_argument("--target", help="CSV column holding the labels (default: the last)")
+    p.add_argument("--loss", help="with --model: cross_entropy, bce, mse or a SPEC")
+    p.add_argument("--optimizer", default="adam", help="gd, momentum, rmsprop or adam "
+                   "(default: adam)")
+    p.add_argument("--steps", type=int, default=100, help="mini-batches of the ramp "
+                   "(default: 100)")
+    p.add_argument("--seeds", type=int, default=3, help="mini-batch orders (default: 3)")
+    p.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default: 64)")
+    p.add_argument("--seed", type=int, default=0, help="the first seed (default: 0)")
+    p.add_argument("--out", default="gdlab-lr-find", help="folder for lr_find.png and "
+                   "config.json (default: gdlab-lr-find)")
+    p.add_argument("--force", action="store_true",
+                   help="write into --out even if it holds something else")
+    p.set_defaults(run=cmd_lr_find)

@@ -25,9 +25,12 @@ from .runs import RunResult
 
 #: α each optimizer starts from unless --lr is given (its customary scale on small networks)
 DEFAULT_LR = {"gd": 0.1, "momentum": 0.1, "rmsprop": 0.005, "adam": 0.005}
-#: the decay each optimizer is also run with (the assignment's interval form):
-#: α = α₀/(1 + ⌊epoch_num/50⌋)
-DEFAULT_DECAY = "inverse_time:decay_rate=1,time_interval=50"
+
+
+def default_decay(epochs: int) -> str:
+    """The decay each optimizer is also run with (the assignment's interval form), halving α
+    at half the epochs: α = α₀/(1 + ⌊epoch_num/(epochs/2)⌋) — 50 for 100 epochs."""
+    return f"inverse_time:decay_rate=1,time_interval={max(1, epochs // 2)}"
 
 
 def make_optimizer(name: str, params, lr: float, flat: bool = True):
@@ -148,6 +151,7 @@ class Comparison:
 
     runs: list[RunResult]
     seeds: list[int]
+    lrs: dict | None = None  # α of each optimizer
 
     def groups(self) -> dict[str, list[RunResult]]:
         """The runs by label ("adam", "adam + inverse_time", ...), one per seed."""
@@ -196,8 +200,9 @@ class Comparison:
         notes = [f"ranked by {rows[0]['ranked by']}" + (
             f", median over {len(self.seeds)} seeds [min–max]" if len(self.seeds) > 1 else "")
             + f"; steps to target: mini-batches until the epoch cost ≤ {self.target_cost():.4g}"]
-        notes += [f"{a['label']} and {b['label']}: their ranges overlap, the order may be luck"
-                  for a, b in zip(rows, rows[1:]) if a["overlaps next"]]
+        if len(self.seeds) > 1:
+            notes += [f"{a['label']} and {b['label']}: their ranges overlap, the order may be "
+                      f"luck" for a, b in zip(rows, rows[1:]) if a["overlaps next"]]
         return "\n".join(lines + notes)
 
     def plot(self):
@@ -284,7 +289,7 @@ def _summary(runs):
 
 
 def compare(model=None, data="moons", *, layers=None, optimizers=tuple(OPTIMIZERS), lr=None,
-            epochs: int = 100, batch_size: int = 64, decay: str | None = DEFAULT_DECAY,
+            epochs: int = 100, batch_size: int = 64, decay: str | None = "default",
             seed: int = 0, seeds: int = 1, loss=None, dtype: str = "float32",
             progress: bool = False) -> Comparison:
     """Train every optimizer with constant α and (unless ``decay`` is None) with ``decay``,
@@ -296,17 +301,22 @@ def compare(model=None, data="moons", *, layers=None, optimizers=tuple(OPTIMIZER
     gdlab MLP (``layers``, default [n_x, 16, 8, n_y]) for gdlab's own ``data`` — a built-in
     set's name, a CSV/NPZ path or a :class:`gdlab.data.datasets.Dataset`. Other ``data``:
     (X, Y); ((X, Y), (X_val, Y_val)); a Dataset or DataLoader; or (train, val) of those.
-    ``lr``: one α for all, or None for each optimizer's ``DEFAULT_LR``. ``loss``: the cost
-    (None: inferred). ``progress`` shows one bar over all runs' epochs.
+    ``decay``: a schedule's text, "default" (:func:`default_decay`) or None (constant α only).
+    ``lr``: one α for all, None for each optimizer's ``DEFAULT_LR``, or "auto": each
+    optimizer's α suggested by :func:`gdlab.lab.lr_find.lr_find` from the first seed's start
+    (``Comparison.lrs`` says which). ``loss``: the cost (None: inferred). ``progress`` shows
+    one bar over all runs' epochs.
     """
     for name in optimizers:
         check_choice("optimizer", name, OPTIMIZERS)
-    if lr is not None:
+    if lr is not None and lr != "auto":
         check_positive("lr", lr)
     check_positive_int("epochs", epochs)
     check_positive_int("batch_size", batch_size)
     check_positive_int("seeds", seeds)
     check_choice("dtype", dtype, DTYPES)
+    if decay == "default":
+        decay = default_decay(epochs)
     if decay is not None:
         parse_schedule(decay, 1.0)  # fail before any training if the schedule is malformed
     own = model is not None
@@ -318,20 +328,39 @@ def compare(model=None, data="moons", *, layers=None, optimizers=tuple(OPTIMIZER
     schedules = (None,) if decay is None else (None, decay)
     plan = [(name, schedule) for name in dict.fromkeys(optimizers) for schedule in schedules]
     bar = ProgressBar(len(plan) * epochs * seeds) if progress else None
-    runs = []
+    runs, lrs = [], None
     for s in range(seed, seed + seeds):
         setup = _own_setup(model, data, s, loss) if own else Setup(
             initial_model(dataset, layers, s, DTYPES[dtype]),
             (torch.as_tensor(dataset.X_train, dtype=DTYPES[dtype]),
              torch.as_tensor(dataset.Y_train)), None, None)
+        if lrs is None:
+            lrs = _learning_rates(lr, setup, dict.fromkeys(optimizers), batch_size, seed)
         _warm_up(setup, dict.fromkeys(optimizers), batch_size)
         for name, schedule in plan:
             if bar is not None:
                 bar.describe(name if schedule is None else f"{name} + decay")
-            runs.append(train_run(setup, name, lr or DEFAULT_LR[name], schedule,
+            runs.append(train_run(setup, name, lrs[name], schedule,
                                   epochs=epochs, batch_size=batch_size, seed=s,
                                   callbacks=() if bar is None else (bar,), dataset=dataset))
     if bar is not None:
         bar.close()
-    return Comparison(runs, list(range(seed, seed + seeds)))
+    return Comparison(runs, list(range(seed, seed + seeds)), lrs)
+
+
+def _learning_rates(lr, setup: Setup, optimizers, batch_size: int, seed: int) -> dict:
+    """α of each optimizer: ``lr`` for all, DEFAULT_LR's, or "auto": lr_find's suggestion."""
+    if lr is None:
+        return {name: DEFAULT_LR[name] for name in optimizers}
+    if lr != "auto":
+        return {name: lr for name in optimizers}
+    from .lr_find import lr_find
+
+    found = {}
+    for name in optimizers:
+        suggestion = lr_find(setup.initial, setup.train if len(setup.train) == 2 else
+                             setup.train[0], name, loss=setup.loss,
+                             batch_size=setup.batch_size or batch_size, seed=seed).suggestion
+        found[name] = suggestion if suggestion is not None else DEFAULT_LR[name]
+    return found
 

@@ -34,7 +34,7 @@ class Autograd:
 
     def __call__(self, X_t, Y_t):
         self.optimizer.zero_grad()
-        cost = self.loss(self.forward(X_t), Y_t)
+        cost = _cost(self.loss, self.forward(X_t), Y_t)
         cost.backward()
         return cost.detach()
 
@@ -81,7 +81,7 @@ class DataParallel:
         self.optimizer.zero_grad()
         if X_local is not None:
             rows = X_local.shape[0]
-            cost = self.loss(self.forward(X_local), Y_local)
+            cost = _cost(self.loss, self.forward(X_local), Y_local)
             (cost * (rows / n)).backward()
             cost_sum = cost.detach() * rows
         else:
@@ -90,6 +90,19 @@ class DataParallel:
 
     def costs(self, outputs, epoch):
         return torch.stack(outputs)
+
+
+def _cost(loss, output, Y):
+    """J = loss(output, Y); a cost that cannot take these shapes is a one-line ValueError."""
+    try:
+        return loss(output, Y)
+    except RuntimeError as e:
+        from ..losses import loss_name
+
+        shapes = (f"outputs of shape {tuple(output.shape)} and targets of shape "
+                  f"{tuple(Y.shape)}") if hasattr(output, "shape") else "these outputs"
+        raise ValueError(f"the cost {loss_name(loss)} does not fit {shapes}: "
+                         f"{' '.join(str(e).split())[:200]}; pass a loss= that does") from None
 
 
 def choose(backprop, model, forward, loss, optimizer, *, replicas=None, in_memory=True):
