@@ -103,3 +103,30 @@ def test_a_loss_that_fits_no_output_asks_for_loss(spec, tmp_path, capsys):
     assert main(["compare", "--model", f"{spec}:make_model", "--loss", "hinge",
                  "--out", str(tmp_path / "o"), "-q"]) == 2
     assert "--loss must be one of cross_entropy, bce, mse" in capsys.readouterr().err
+
+
+def _rows(path):
+    import csv
+
+    with open(path) as f:
+        return [{k: v for k, v in row.items() if k != "time"} for row in csv.DictReader(f)]
+
+
+def test_fit_your_model_resumes_exactly_rebuilt_from_its_spec(spec, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    common = ["--model", f"{spec}:make_model", "--data", f"{spec}:make_data", "--batch-size",
+              "32", "--seed", "2", "-q", "--checkpoint-every", "1"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(["fit", *common, "--epochs", "5", "--out", str(straight)]) == 0
+    assert main(["fit", *common, "--epochs", "3", "--out", str(split)]) == 0
+    assert main(["fit", "--resume", str(split), "--epochs", "5", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "resuming" in printed and "validation accuracy" in printed
+    rows = _rows(straight / "history.csv")
+    assert rows == _rows(split / "history.csv") and len(rows) == 5
+    assert rows[0]["val_cost"] and rows[0]["val_accuracy"]
+    a, b = load_file(straight / "model.safetensors"), load_file(split / "model.safetensors")
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)  # BatchNorm's buffers too
+    config = json.loads((split / "config.json").read_text())
+    assert config["model"] == f"{spec}:make_model" and config["layers"] is None

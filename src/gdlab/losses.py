@@ -218,3 +218,21 @@ def label_reader(loss):
     if isinstance(loss, nn.Module):
         loss = type(loss)
     return LABELS_OF.get(loss)
+
+
+#: the costs by the names the command line gives them (--loss)
+NAMED_LOSSES = {"cross_entropy": cross_entropy, "bce": binary_cross_entropy,
+                "mse": squared_error}
+
+
+def named_loss(text):
+    """The cost ``--loss`` names: one of NAMED_LOSSES, a SPEC (path/to/file.py:function) of a
+    function loss(output, Y), or None (inferred)."""
+    from ._spec import is_spec, load_spec
+
+    if text is None or text in NAMED_LOSSES:
+        return NAMED_LOSSES.get(text)
+    if is_spec(text):
+        return load_spec(text, "--loss")
+    raise ValueError(f"--loss must be one of {', '.join(NAMED_LOSSES)} or "
+                     f"path/to/file.py:function, got {text!r}")

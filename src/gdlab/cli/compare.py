@@ -81,6 +81,7 @@ def _compare_builtin(args, optimizers, decay, lr) -> None:
 def _compare_model(args, optimizers, decay, lr) -> None:
     from .._spec import call_spec, is_spec, load_spec
     from ..lab.compare import compare
+    from ..losses import named_loss
 
     if args.layers is not None:
         raise CommandError("--layers sizes gdlab's own MLP; with --model the model is yours")
@@ -88,7 +89,7 @@ def _compare_model(args, optimizers, decay, lr) -> None:
     data = call_spec(args.data, "--data") if is_spec(args.data) else _builtin_tensors(args)
     comparison = compare(factory, data, optimizers=optimizers, lr=lr, epochs=args.epochs,
                          batch_size=args.batch_size, decay=decay, seed=args.seed,
-                         seeds=args.seeds, loss=_loss(args.loss), progress=not args.quiet)
+                         seeds=args.seeds, loss=named_loss(args.loss), progress=not args.quiet)
     config = {"model": args.model, "data": args.data, "loss": comparison.runs[0].history.loss,
               "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
               "seeds": args.seeds, "lr": _lr_text(args.lr, comparison),
@@ -116,26 +117,6 @@ def _builtin_tensors(args):
 
 #: the default --epochs: gdlab's small MLP trains in a second; a model of the user's is larger
 BUILTIN_EPOCHS, MODEL_EPOCHS = 100, 10
-#: --loss names and the costs they stand for
-LOSSES = {"cross_entropy": "cross_entropy", "bce": "binary_cross_entropy",
-          "mse": "squared_error"}
-
-
-def _loss(text):
-    """--loss: a name of LOSSES, a SPEC of a cost function loss(output, Y), or None."""
-    if text is None:
-        return None
-    from .. import losses
-    from .._spec import is_spec, load_spec
-
-    if text in LOSSES:
-        return getattr(losses, LOSSES[text])
-    if is_spec(text):
-        return load_spec(text, "--loss")
-    raise CommandError(f"--loss must be one of {', '.join(LOSSES)} or path/to/file.py:function, "
-                       f"got {text!r}")
-
-
 def _lr_text(text, comparison):
     if text == "auto":
         return "auto: " + ", ".join(f"{k} {v:.3g}" for k, v in comparison.lrs.items())
@@ -145,6 +126,7 @@ def _lr_text(text, comparison):
 def cmd_lr_find(args) -> None:
     from .._spec import call_spec, is_spec, load_spec
     from ..lab.lr_find import lr_find
+    from ..losses import named_loss
 
     check_out_dir(args.out, args.force)
     _names(args.optimizer, OPTIMIZERS, "optimizer")
@@ -161,7 +143,7 @@ def cmd_lr_find(args) -> None:
         model = initial_model(dataset, default_layers(dataset), args.seed)
         data = (torch.as_tensor(dataset.X_train, dtype=torch.float32),
                 torch.as_tensor(dataset.Y_train))
-    result = lr_find(model, data, args.optimizer, loss=_loss(args.loss), steps=args.steps,
+    result = lr_find(model, data, args.optimizer, loss=named_loss(args.loss), steps=args.steps,
                      seeds=args.seeds, batch_size=args.batch_size, seed=args.seed)
     out = prepare_out_dir(args.out, args.force)
     write_config(out, "lr-find", {"model": args.model, "data": args.data,

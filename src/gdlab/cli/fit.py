@@ -49,7 +49,8 @@ def _settings(args) -> dict:
             "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
             "dtype": args.dtype, "hyperparameters": hyper,
             "checkpoint_every": args.checkpoint_every, "on_divergence": args.on_divergence,
-            "divergence_factor": args.divergence_factor, "reduce_factor": args.reduce_factor}
+            "divergence_factor": args.divergence_factor, "reduce_factor": args.reduce_factor,
+            "model": args.model, "loss": args.loss}
 
 
 def _set_up(args):
@@ -110,9 +111,12 @@ def cmd_fit(args) -> None:
 def _fit(args) -> None:
     from ..data.datasets import describe
 
+    if args.model is not None and args.layers is not None:
+        raise CommandError("--layers sizes gdlab's own MLP; with --model the model is yours")
     run = _set_up(args)
     out, fit = run.out, run.fit
-    print(describe(run.dataset))
+    print(describe(run.dataset) if run.dataset is not None else
+          f"{run.config['model']} on {run.config['data']}: m = {fit.m} training examples")
     if args.resume is not None:
         if not run.resumed:
             print(f"no checkpoint in {out} yet: starting it from epoch 0")
@@ -147,30 +151,42 @@ def _fit(args) -> None:
         raise RunFailed(failure)
     acc = "" if result.train_accuracy is None else \
         f", train accuracy {result.train_accuracy:.4f}"
-    test = "" if result.test_accuracy is None else f", test accuracy {result.test_accuracy:.4f}"
+    which = "test" if run.dataset is not None else "validation"
+    test = "" if result.test_accuracy is None else \
+        f", {which} accuracy {result.test_accuracy:.4f}"
     print(f"{run.label}: final cost {result.final_cost:.6f}{acc}{test} in {result.seconds:.1f} s")
     print(f"run folder: {out}")
 
 
 def _write_results(run):
     """The report (when an epoch finished) and the run's results; returns the RunResult."""
+    from ..lab.compare import data_summary
     from ..lab.runs import RunResult
     from ..models import accuracy
     from ..report import write_report
 
     model, history, dataset, config = run.fit.model, run.fit.history, run.dataset, run.config
+    if dataset is not None:
+        train_acc = accuracy(model, dataset.X_train, dataset.Y_train, dataset.task)
+        test_acc = accuracy(model, dataset.X_test, dataset.Y_test, dataset.task)
+    else:
+        train_acc, test_acc = None, (history.metrics.get("val_accuracy") or [None])[-1]
     result = RunResult(
         optimizer=config["optimizer"], schedule=config["schedule"], label=run.label,
         history=history, model=model, seconds=history.times[-1] if history.times else 0.0,
-        train_accuracy=accuracy(model, dataset.X_train, dataset.Y_train, dataset.task),
-        test_accuracy=accuracy(model, dataset.X_test, dataset.Y_test, dataset.task),
+        train_accuracy=train_acc, test_accuracy=test_acc,
         config={key: config[key] for key in ("optimizer", "lr", "schedule", "epochs",
                                              "batch_size", "seed")})
-    report_config = {k: config[k] for k in ("data", "target", "layers", "optimizer", "lr",
-                                            "schedule", "epochs", "batch_size", "seed", "dtype")}
+    keys = ("data", "target", "layers", "optimizer", "lr", "schedule", "epochs", "batch_size",
+            "seed", "dtype") if dataset is not None else ("model", "data", "loss", "optimizer",
+                                                          "lr", "schedule", "epochs",
+                                                          "batch_size", "seed", "dtype")
+    report_config = {k: config[k] for k in keys}
     if history.epoch_costs:
-        write_report(run.out, [result], dataset,
-                     title=f"gdlab fit — {run.label} on {dataset.name}", config=report_config)
+        name = dataset.name if dataset is not None else config["data"]
+        write_report(run.out, [result], dataset if dataset is not None else
+                     data_summary([result]), title=f"gdlab fit — {run.label} on {name}",
+                     config=report_config)
     run.write_results()
     return result
 
@@ -218,6 +234,12 @@ def register(commands) -> None:
                             description="Train one model and write config.json, history.csv, "
                             "model.safetensors, figures and report.html to --out.")
     data_options(p, 500)
+    p.add_argument("--model", metavar="SPEC", help="your model: path/to/file.py:function "
+                   "returning an nn.Module (then --data may be a SPEC returning (X, Y), "
+                   "((X, Y), (X_val, Y_val)), a Dataset or a DataLoader); recorded in "
+                   "config.json, so --resume rebuilds it")
+    p.add_argument("--loss", help="with --model: cross_entropy, bce, mse or a SPEC (default: "
+                   "inferred from the outputs and targets)")
     p.add_argument("--optimizer", default="adam", help="gd, momentum, rmsprop or adam "
                    "(default: adam)")
     p.add_argument("--lr", type=float, default=0.01, help="α, or α₀ of the schedule "
@@ -233,9 +255,9 @@ def register(commands) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its "
                    "last checkpoint, with the settings of its config.json (--epochs may raise "
                    "the number of epochs, --lr sets α by hand)")
-    p.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
-                   help="save a checkpoint every N epochs (default: 10), and at the end and on "
-                   "Ctrl-C")
+    p.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="save a checkpoint every N epochs (default: every 10 epochs, at most "
+                   "one a second), and at the end and on Ctrl-C")
     p.add_argument("--on-divergence", choices=("stop", "reduce"), default="stop",
                    help="when the cost becomes NaN/inf or explodes: restore the start of the "
                    "epoch and stop, or retry it with α cut by --reduce-factor (default: stop)")

@@ -389,3 +389,43 @@ def batch_source(X, Y=None, batch_size: int = 64, *, device=None, dtype=None,
     if is_lazy(X) or is_lazy(Y):
         return MemmapBatches(X, Y, batch_size, device=device, dtype=dtype)
     return TensorBatches(X, Y, batch_size, device=device, dtype=dtype, indices=indices)
+
+
+def train_and_val(data):
+    """(train, val, batch_size) from data given as a user's make_data() returns it: (X, Y);
+    ((X, Y), val); a Dataset or a DataLoader; or (train, val) of those. ``train`` is the
+    tuple of ``fit``'s data arguments; a DataLoader is replaced by its dataset, batched by gdlab
+    in a seeded order with the loader's ``batch_size`` (returned; None otherwise), where gdlab
+    can: not for an iterable dataset, a sampler or collate_fn of the loader's own."""
+    train, val = data, None
+    if isinstance(data, tuple | list) and len(data) == 2 and not isinstance(
+            data[0], torch.Tensor | np.ndarray):
+        train, val = data
+    if isinstance(train, tuple | list):
+        return tuple(train), val, None
+    train, batch_size = _seeded(train)
+    return train, val, batch_size
+
+
+def _seeded(data):
+    """((data,), batch_size): a DataLoader's dataset and batch size where gdlab can order it."""
+    import warnings
+
+    from torch.utils.data import (
+        DataLoader,
+        IterableDataset,
+        RandomSampler,
+        SequentialSampler,
+        default_collate,
+    )
+
+    if not isinstance(data, DataLoader):
+        return (data,), None
+    if isinstance(data.dataset, IterableDataset) or data.batch_size is None or not isinstance(
+            data.sampler, RandomSampler | SequentialSampler) or data.collate_fn is not \
+            default_collate:
+        warnings.warn("the DataLoader has its own sampler, collate_fn or an iterable dataset: "
+                      "gdlab cannot fix its mini-batch order, so each run takes the loader's "
+                      "own", stacklevel=4)
+        return (data,), None
+    return (data.dataset,), data.batch_size

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .._checks import check_choice, check_positive, check_positive_int
+from ..data.batches import train_and_val
 from ..data.datasets import Dataset, load_data
 from ..models import DTYPES, accuracy, check_layers, default_layers, initial_model
 from ..optim import OPTIMIZERS
@@ -103,46 +104,15 @@ def _warm_up(setup: Setup, optimizers, batch_size: int) -> None:
 
 def _own_setup(model, data, seed: int, loss) -> Setup:
     """The initial model (a factory is called under ``torch.manual_seed(seed)``) and the data
-    as ``fit`` takes it, from ``data``: (X, Y); ((X, Y), (X_val, Y_val)); a Dataset or a
-    DataLoader; or (train, val) of those."""
+    as ``fit`` takes it (:func:`gdlab.data.batches.train_and_val`)."""
     if callable(model) and not isinstance(model, nn.Module):
         torch.manual_seed(seed)
         model = model()
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module or a function returning one, got "
                         f"{type(model).__name__}")
-    train, val = data, None
-    if isinstance(data, tuple | list) and len(data) == 2 and not isinstance(data[0], torch.Tensor
-                                                                             | np.ndarray):
-        train, val = data
-    if isinstance(train, tuple | list):
-        return Setup(model, tuple(train), val, loss)
-    data, batch_size = _fixed_order(train)
-    return Setup(model, (data,), val, loss, batch_size)
-
-
-def _fixed_order(data):
-    """(data, its mini-batch size): a DataLoader's dataset, batched by gdlab in each run's
-    seeded order (so every optimizer sees the same mini-batches) with the loader's size;
-    other data as it is."""
-    from torch.utils.data import (
-        DataLoader,
-        IterableDataset,
-        RandomSampler,
-        SequentialSampler,
-        default_collate,
-    )
-
-    if not isinstance(data, DataLoader):
-        return data, None
-    if isinstance(data.dataset, IterableDataset) or data.batch_size is None or not isinstance(
-            data.sampler, RandomSampler | SequentialSampler) or data.collate_fn is not \
-            default_collate:
-        warnings.warn("the DataLoader has its own sampler, collate_fn or an iterable dataset: "
-                      "gdlab cannot give every run the same mini-batch order, so each run "
-                      "takes the loader's own", stacklevel=3)
-        return data, None
-    return data.dataset, data.batch_size
+    train, val, batch_size = train_and_val(data)
+    return Setup(model, train, val, loss, batch_size)
 
 
 @dataclass
@@ -236,7 +206,7 @@ class Comparison:
         from ..report import write_report
 
         return write_report(folder, self.runs, dataset if dataset is not None else
-                            _summary(self.runs), title=title, config=config)
+                            data_summary(self.runs), title=title, config=config)
 
 
 def _last(values):
@@ -274,8 +244,9 @@ def _show(spread, spec: str) -> str:
     return text if low == high else f"{text} [{format(low, spec)}–{format(high, spec)}]"
 
 
-def _summary(runs):
-    """What the report says of data that is not one of gdlab's datasets."""
+def data_summary(runs):
+    """What the report says of data that is not one of gdlab's datasets (a
+    :class:`~gdlab.data.datasets.Dataset` of the task the runs' cost implies, without rows)."""
     history = runs[0].history
     task = {"cross_entropy": "multiclass", "binary_cross_entropy": "binary",
             "CrossEntropyLoss": "multiclass", "BCEWithLogitsLoss": "binary"}.get(

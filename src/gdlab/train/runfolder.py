@@ -39,14 +39,16 @@ EVENTS = "events.json"
 WEIGHTS = "model.safetensors"
 #: what a run of gdlab fit writes besides its checkpoints; a new run removes these and the
 #: checkpoints first (and nothing else)
-RUN_FILES = (STATUS, CONTROL, HISTORY, EVENTS, WEIGHTS, "report.html", "minibatch_costs.csv",
+RUN_FILES = (STATUS, CONTROL, HISTORY, EVENTS, WEIGHTS, "history.jsonl", "report.html",
+             "minibatch_costs.csv",
              "cost_per_iteration.png", "epoch_cost.png", "learning_rate.png",
              "decision_boundary.png")
 #: the settings a run needs (``start_run``), and so what --resume needs from config.json
 REQUIRED = ("data", "layers", "optimizer", "lr", "epochs", "batch_size", "seed", "dtype")
 #: the other settings, with the values they take when left out
-DEFAULTS = {"target": None, "schedule": None, "hyperparameters": {}, "checkpoint_every": 10,
-            "on_divergence": "stop", "divergence_factor": 10.0, "reduce_factor": 0.5}
+DEFAULTS = {"target": None, "schedule": None, "hyperparameters": {}, "checkpoint_every": None,
+            "on_divergence": "stop", "divergence_factor": 10.0, "reduce_factor": 0.5,
+            "model": None, "loss": None}
 #: the hyperparameters each optimizer takes besides α (the options --beta, --beta1, ...)
 HYPERPARAMETERS = {"gd": (), "momentum": ("beta",), "rmsprop": ("beta2", "eps"),
                    "adam": ("beta1", "beta2", "eps")}
@@ -121,7 +123,8 @@ def check_settings(settings: dict) -> dict:
     check_positive("lr", settings["lr"])
     check_positive_int("epochs", settings["epochs"])
     check_positive_int("batch_size", settings["batch_size"])
-    check_positive_int("checkpoint_every", settings["checkpoint_every"])
+    if settings["checkpoint_every"] is not None:  # None: every 10 epochs, at most one a second
+        check_positive_int("checkpoint_every", settings["checkpoint_every"])
     check_choice("on_divergence", settings["on_divergence"], ("stop", "reduce"))
     check_divergence_options(settings["on_divergence"], settings["divergence_factor"],
                              settings["reduce_factor"])
@@ -137,7 +140,7 @@ class FitRun:
 
     out: Path
     fit: Fit
-    dataset: Dataset
+    dataset: Dataset | None  # None: a model and data of the user's (config "model", "data")
     config: dict
     resumed: bool
     manual_lr: float | None
@@ -164,8 +167,10 @@ class FitRun:
     def write_results(self) -> None:
         """``history.csv``, ``events.json`` and ``model.safetensors`` (rank 0 only)."""
         if self.main_rank:
-            write_results(self.out, self.fit.history, self.fit.model,
-                          layers=self.config["layers"], output=self.dataset.output)
+            described = {"model": self.config["model"]} if self.dataset is None else {
+                "layers": ",".join(map(str, self.config["layers"])),
+                "output": self.dataset.output}
+            write_results(self.out, self.fit.history, self.fit.model, described)
 
 
 def start_run(out, settings: dict, *, progress: bool = True,
@@ -177,10 +182,8 @@ def start_run(out, settings: dict, *, progress: bool = True,
     on_divergence, divergence_factor, reduce_factor). Everything is checked before the folder
     is touched; ``on_message(text)`` (default: ``warnings.warn``) gets the warnings."""
     settings = {**DEFAULTS, **settings}
-    data = settings.get("data")
-    if isinstance(data, str | Path) and Path(data).suffix.lower() in (".csv", ".npz") \
-            and Path(data).exists():
-        settings["data"] = str(Path(data).resolve())  # a resume from elsewhere finds it too
+    for key in ("data", "model", "loss"):  # a resume from another folder finds them too
+        settings[key] = _absolute(settings[key])
     return _set_up(Path(out), settings, resuming=False, progress=progress,
                    shard_optimizer_state=shard_optimizer_state, on_message=on_message)
 
@@ -221,6 +224,18 @@ def resume(run_dir, **options) -> Fit:
     return run.fit
 
 
+def _absolute(text):
+    """A CSV/NPZ file's path, or the file of a SPEC (file.py:function), made absolute."""
+    from .._spec import is_spec
+
+    if not isinstance(text, str | Path):
+        return text
+    where, colon, name = str(text).rpartition(":") if is_spec(str(text)) else (str(text), "", "")
+    if Path(where).suffix.lower() in (".csv", ".npz", ".py") and Path(where).exists():
+        return str(Path(where).resolve()) + colon + name
+    return text
+
+
 def _check_not_running(out: Path, resuming: bool) -> None:
     from .callbacks.control import read_status
 
@@ -251,23 +266,30 @@ def _set_up(out: Path, settings: dict, *, resuming: bool, manual_lr=None, progre
     if main_rank:
         _check_not_running(out, resuming)
     dtype = DTYPES[settings["dtype"]]
-    dataset = load_data(settings["data"], target=settings["target"], seed=settings["seed"])
-    layers = check_layers(settings["layers"], dataset) if settings["layers"] else \
-        default_layers(dataset)
-    batch_size = clamp_batch_size(settings["batch_size"], len(dataset.X_train), on_message)
     lr, schedule_text = settings["lr"], settings["schedule"]
     schedule = parse_schedule(schedule_text, lr) if schedule_text else constant(lr)
-    model = initial_model(dataset, layers, settings["seed"], dtype)
+    if settings["model"] is not None:
+        dataset, layers = None, None
+        model, train, val, loss, batch_size = _own(settings)
+        fingerprint = _fingerprint(train, val)
+    else:
+        dataset = load_data(settings["data"], target=settings["target"], seed=settings["seed"])
+        layers = check_layers(settings["layers"], dataset) if settings["layers"] else \
+            default_layers(dataset)
+        batch_size = clamp_batch_size(settings["batch_size"], len(dataset.X_train), on_message)
+        model = initial_model(dataset, layers, settings["seed"], dtype)
+        train = (torch.as_tensor(dataset.X_train, dtype=dtype), torch.as_tensor(dataset.Y_train))
+        val, loss = None, None
+        fingerprint = _fingerprint((dataset.X_train, dataset.Y_train),
+                                   (dataset.X_test, dataset.Y_test))
     optimizer = OPTIMIZERS[settings["optimizer"]](model.parameters(), lr=lr, **hyper)
-    fingerprint = _fingerprint(dataset)
     if resuming and settings.get("data_fingerprint", fingerprint) != fingerprint:
         raise ValueError(f"the data {settings['data']!r} changed since {out} started: "
                          f"resuming would not continue the same run")
     config = {**settings, "layers": layers, "schedule": schedule_text or "constant",
               "data_fingerprint": fingerprint}
     found = _checkpoint(out, settings["epochs"], on_message) if resuming else None
-    run = Fit(model, torch.as_tensor(dataset.X_train, dtype=dtype),
-              torch.as_tensor(dataset.Y_train), optimizer, epochs=settings["epochs"],
+    run = Fit(model, *train, optimizer, epochs=settings["epochs"], loss=loss, val=val,
               batch_size=batch_size, schedule=schedule, seed=settings["seed"],
               progress=progress, on_divergence=settings["on_divergence"],
               divergence_factor=settings["divergence_factor"],
@@ -304,9 +326,40 @@ def _checkpoint(out: Path, epochs: int, on_message) -> dict | None:
     return found[0] if found else None
 
 
+def _own(settings):
+    """(model, train, val, loss, batch_size) of a run of the user's model (a SPEC, called
+    under the run's seed) on their data (a SPEC, or one of gdlab's sets as tensors)."""
+    import torch
+    from torch import nn
+
+    from .._spec import call_spec, is_spec, load_spec
+    from ..data.batches import train_and_val
+    from ..data.datasets import load_data
+    from ..losses import named_loss
+    from ..models import DTYPES
+
+    factory = load_spec(settings["model"], "--model")
+    torch.manual_seed(settings["seed"])
+    model = factory()
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"--model {settings['model']!r} must return an nn.Module, got "
+                         f"{type(model).__name__}")
+    model = model.to(DTYPES[settings["dtype"]])
+    if is_spec(settings["data"]):
+        data = call_spec(settings["data"], "--data")
+    else:
+        d = load_data(settings["data"], target=settings["target"], seed=settings["seed"])
+        data = ((torch.as_tensor(d.X_train), torch.as_tensor(d.Y_train)),
+                (torch.as_tensor(d.X_test), torch.as_tensor(d.Y_test)))
+    train, val, loader_batch_size = train_and_val(data)
+    return (model, train, val, named_loss(settings["loss"]),
+            loader_batch_size or settings["batch_size"])
+
+
 def _add_callbacks(run, dataset) -> None:
-    """Record the training accuracy per epoch (history.csv's column) and print the divergences
-    it recovers from, before the others; the live control (status.json) after all."""
+    """Record the training accuracy per epoch (history.csv's column; gdlab's own data) and
+    print the divergences it recovers from, before the others; the live control
+    (status.json) after all."""
     from ..models import accuracy
     from .callbacks.control import LiveControl
 
@@ -314,7 +367,8 @@ def _add_callbacks(run, dataset) -> None:
         fit.history.metrics.setdefault("accuracy", []).append(
             accuracy(fit.model, dataset.X_train, dataset.Y_train, dataset.task))
 
-    run.callbacks[:0] = [record_accuracy, _EchoEvents(len(run.history.events))]
+    first = [record_accuracy] if dataset is not None else []
+    run.callbacks[:0] = [*first, _EchoEvents(len(run.history.events))]
     run.callbacks = [c for c in run.callbacks if not isinstance(c, LiveControl)] + [
         c for c in run.callbacks if isinstance(c, LiveControl)]
 
@@ -335,15 +389,20 @@ class _EchoEvents:
         self.seen = len(events)
 
 
-def _fingerprint(dataset) -> str:
-    """A short hash of the training and test data, to tell whether a file changed."""
+def _fingerprint(*parts) -> str | None:
+    """A short hash of the data — (X, Y) pairs of arrays or tensors, the training data and the
+    test or validation data — to tell whether it changed; None for data that is not arrays
+    (a Dataset, a DataLoader)."""
     import hashlib
 
     import numpy as np
 
+    arrays = [a for part in parts if part is not None for a in part]
+    if not all(hasattr(a, "shape") for a in arrays):
+        return None
     digest = hashlib.sha256()
-    for array in (dataset.X_train, dataset.Y_train, dataset.X_test, dataset.Y_test):
-        array = np.ascontiguousarray(array)
+    for array in arrays:
+        array = np.ascontiguousarray(array.cpu() if hasattr(array, "cpu") else array)
         digest.update(str((array.dtype, array.shape)).encode())
         digest.update(array.tobytes())
     return digest.hexdigest()[:16]
@@ -370,22 +429,26 @@ def _json_safe(value):
     return value
 
 
-def write_results(run_dir: Path, history, model, *, layers, output: str) -> None:
-    """``history.csv``, ``events.json`` and ``model.safetensors``, each atomically."""
+def write_results(run_dir: Path, history, model, described: dict) -> None:
+    """``history.csv``, ``events.json`` and ``model.safetensors`` (its metadata
+    ``described``: the MLP's layers and output, or the model's SPEC), each atomically."""
     from safetensors.torch import save
 
     text = io.StringIO(newline="")
     writer = csv.writer(text, lineterminator="\r\n")
-    writer.writerow(["epoch", "cost", "lr", "accuracy", "time"])
-    accuracies = history.metrics.get("accuracy", [])
+    validation = [name for name in ("val_cost", "val_accuracy") if name in history.metrics]
+    writer.writerow(["epoch", "cost", "lr", "accuracy", "time", *validation])
+    columns = [history.metrics.get(name, []) for name in ("accuracy", *validation)]
+
+    def cell(values, i):
+        return repr(values[i]) if i < len(values) and values[i] is not None else ""
+
     for i, cost in enumerate(history.epoch_costs):
-        acc = accuracies[i] if i < len(accuracies) else None
-        writer.writerow([i + 1, repr(cost), repr(history.lrs[i]),
-                         "" if acc is None else repr(acc), f"{history.times[i]:.6f}"])
+        writer.writerow([i + 1, repr(cost), repr(history.lrs[i]), cell(columns[0], i),
+                         f"{history.times[i]:.6f}", *(cell(c, i) for c in columns[1:])])
     atomic_write(run_dir / HISTORY, text.getvalue())
     atomic_write(run_dir / EVENTS, json.dumps(_json_safe(history.events), indent=1,
                                                   ensure_ascii=False) + "\n")
     weights = {name: tensor.detach().clone().contiguous()
                for name, tensor in model.state_dict().items()}
-    atomic_write(run_dir / WEIGHTS, save(weights, metadata={
-        "layers": ",".join(map(str, layers)), "output": output}))
+    atomic_write(run_dir / WEIGHTS, save(weights, metadata=described))
