@@ -130,3 +130,15 @@ def test_fit_your_model_resumes_exactly_rebuilt_from_its_spec(spec, tmp_path, ca
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)  # BatchNorm's buffers too
     config = json.loads((split / "config.json").read_text())
     assert config["model"] == f"{spec}:make_model" and config["layers"] is None
+
+
+def test_fit_your_model_data_parallel_equals_one_process(spec, tmp_path, capsys):
+    common = ["fit", "--model", f"{spec}:make_model", "--data", f"{spec}:make_data",
+              "--epochs", "3", "--dtype", "float64", "--batch-size", "40", "-q"]
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    assert main([*common, "--out", str(tmp_path / "two"), "--nproc", "2"]) == 0
+    one, two = _rows(tmp_path / "one" / "history.csv"), _rows(tmp_path / "two" / "history.csv")
+    assert len(one) == len(two) == 3
+    for a, b in zip(one, two, strict=True):  # the same sums, added in another order
+        for key in ("cost", "val_cost", "val_accuracy"):
+            assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-12)
