@@ -67,6 +67,7 @@ class Fit:
         self.replicas = None  # data-parallel: the process group's helper (docs/scaling.md)
         if distributed.init_from_env():
             self.replicas = distributed.Replicas(model)
+            _warn_batch_norm(model)
             self.replicas.broadcast_model(model)
             if shard_optimizer_state:
                 optimizer = distributed.shard_optimizer_state(optimizer)
@@ -358,6 +359,19 @@ def _held_out(X, Y, val, fraction, seed):
                          "Dataset, give val= (a second one) instead")
     X, Y, X_val, Y_val = split(X, Y, fraction, seed)
     return X, Y, (X_val, Y_val)
+
+
+def _warn_batch_norm(model) -> None:
+    """Data-parallel training equals one process but for batch normalization in training mode,
+    which normalizes each process's share of a mini-batch by its own statistics (as DDP does;
+    torch's SyncBatchNorm, CUDA only, shares them)."""
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        import warnings
+
+        warnings.warn("the model has batch normalization: in data-parallel training each "
+                      "process normalizes its share of a mini-batch by its own statistics, so "
+                      "the run differs from one process (SyncBatchNorm, on CUDA, shares them)",
+                      stacklevel=3)
 
 
 def _data_and_optimizer(X, Y, optimizer):
