@@ -197,6 +197,18 @@ def read_csv(path, target=None):
     skipped; the delimiter is a comma, or a tab/semicolon when the header has no comma.
     """
     path = Path(path)
+    header, rows, lines = _csv_rows(path)
+    t_cols = _target_columns(target, header, path)
+    f_cols = [j for j in range(len(header)) if j not in t_cols]
+    feature_names = [header[j] for j in f_cols]
+    X = _csv_features(path, header, rows, lines, f_cols)
+    labels = _csv_labels(path, header, rows, lines, t_cols)
+    return X, labels, feature_names
+
+
+def _csv_rows(path: Path):
+    """(header, rows of stripped cells, each row's line number) of a CSV file with a header row
+    of unique names and at least one row of data; blank lines skipped."""
     text = _read_text(path)
     reader = csv.reader(io.StringIO(text), delimiter=_delimiter(text))
     header = None
@@ -236,11 +248,12 @@ def read_csv(path, target=None):
                          f"(features and a target)")
     if not rows:
         raise ValueError(f"{path} has a header but no data rows")
+    return header, rows, lines
 
-    t_cols = _target_columns(target, header, path)
-    f_cols = [j for j in range(len(header)) if j not in t_cols]
-    feature_names = [header[j] for j in f_cols]
 
+def _csv_features(path: Path, header, rows, lines, f_cols) -> np.ndarray:
+    """The feature columns ``f_cols`` as float64 (m, n_x); finite numbers, or a ValueError
+    naming the line and column."""
     X = np.empty((len(rows), len(f_cols)), dtype=np.float64)
     for i, row in enumerate(rows):
         try:
@@ -256,9 +269,14 @@ def read_csv(path, target=None):
     if bad is not None:
         i, k = bad
         raise ValueError(f"non-finite value {_show(rows[i][f_cols[k]])} at line {lines[i]}, "
-                         f"column {_show(feature_names[k])} of {path}: features must be finite "
-                         f"numbers")
+                         f"column {_show(header[f_cols[k]])} of {path}: features must be "
+                         f"finite numbers")
+    return X
 
+
+def _csv_labels(path: Path, header, rows, lines, t_cols) -> np.ndarray:
+    """The target columns ``t_cols``: float64 (m,) or (m, k), or strings (m,) (text labels of
+    one column); all numbers or all text."""
     cells = [[row[j] for j in t_cols] for row in rows]
     for i, c in enumerate(cells):
         for cell, j in zip(c, t_cols, strict=True):
@@ -288,7 +306,7 @@ def read_csv(path, target=None):
                          f"{_show(cells[k][0])}): labels must be all numbers or all text")
     else:
         labels = np.array([c[0] for c in cells], dtype=str)
-    return X, labels, feature_names
+    return labels
 
 
 def read_npz(path, target=None):
