@@ -109,3 +109,19 @@ def test_bad_models_and_data_are_refused_in_one_line():
         compare(lambda: "not a model", (X, Y), epochs=1)
     with pytest.raises(ValueError, match="seeds must be an integer >= 1"):
         compare(_cnn(), (X, Y), epochs=1, seeds=0)
+
+
+def test_the_epoch_cost_figure_draws_the_validation_cost_dotted():
+    from gdlab.lab.runs import RunResult
+    from gdlab.report import figures
+    from gdlab.train import History
+
+    history = History(costs=[1.0, 0.5], epoch_costs=[0.9, 0.4], lrs=[0.1, 0.1],
+                      metrics={"val_cost": [1.1, 0.7]})
+    run = RunResult(optimizer="adam", schedule="constant", label="adam", history=history,
+                    model=None)
+    ax = figures.epoch_cost([run]).axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["adam (validation)"].get_ydata()) == [1.1, 0.7]
+    assert lines["adam (validation)"].get_linestyle() == ":"
+    assert "dotted: on the validation data" in ax.get_title()

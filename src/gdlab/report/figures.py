@@ -156,9 +156,11 @@ def cost_per_iteration(runs, beta: float = 0.98, *, max_points: int | None = MAX
     return fig
 
 
-def _per_epoch_figure(runs, series, ylabel: str, title: str) -> Figure:
-    """Every run's per-epoch ``series(run)`` on one axis. Markers (one shape per optimizer) sit
-    on about ten epochs per line, staggered between runs, so coinciding lines stay visible."""
+def _per_epoch_figure(runs, series, ylabel: str, title: str, dotted=None) -> Figure:
+    """Every run's per-epoch ``series(run)`` on one axis, and ``dotted(run)`` (e.g. the
+    validation cost; None where a run has none) as a thin dotted line of the same colour.
+    Markers (one shape per optimizer) sit on about ten epochs per line, staggered between runs,
+    so coinciding lines stay visible."""
     runs = _check_runs(runs)
     fig = Figure(figsize=(8.0, 4.2), layout="constrained")
     ax = fig.add_subplot()
@@ -168,9 +170,15 @@ def _per_epoch_figure(runs, series, ylabel: str, title: str) -> Figure:
         everything.extend(y.tolist())
         epochs = np.arange(1, len(y) + 1)
         step = max(1, math.ceil(len(y) / 10))
-        ax.plot(epochs, _drawable(y), linewidth=1.6, label=plain(run.label),
-                marker=optimizer_marker(run.optimizer), markersize=4,
-                markevery=((i * step // len(runs)) % step, step), **run_style(run))
+        line, = ax.plot(epochs, _drawable(y), linewidth=1.6, label=plain(run.label),
+                        marker=optimizer_marker(run.optimizer), markersize=4,
+                        markevery=((i * step // len(runs)) % step, step), **run_style(run))
+        extra = dotted(run) if dotted is not None else None
+        if extra:
+            v = np.asarray(extra, dtype=np.float64)
+            everything.extend(v.tolist())
+            ax.plot(np.arange(1, len(v) + 1), _drawable(v), linewidth=1.0, linestyle=":",
+                    color=line.get_color(), label=f"{plain(run.label)} (validation)")
     if _use_log(everything):
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -183,9 +191,13 @@ def _per_epoch_figure(runs, series, ylabel: str, title: str) -> Figure:
 @styled
 def epoch_cost(runs) -> Figure:
     """The cost J of each epoch (averaged over all m training examples), every run on one
-    axis; logarithmic y when the costs span a decade or more."""
+    axis, and its validation cost dotted where the run has one; logarithmic y when the costs
+    span a decade or more."""
+    has_val = any(run.history.metrics.get("val_cost") for run in runs)
     return _per_epoch_figure(runs, lambda run: run.history.epoch_costs, "cost J",
-                             "Cost J of each epoch (average over the m training examples)")
+                             "Cost J of each epoch (average over the m training examples)"
+                             + ("; dotted: on the validation data" if has_val else ""),
+                             dotted=lambda run: run.history.metrics.get("val_cost"))
 
 
 @styled
