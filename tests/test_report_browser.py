@@ -345,3 +345,46 @@ def test_figures_report_in_the_browser(browser, figures_page):
     images = browser.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
     assert len(images) == 2 and all(width > 300 for width in images)
     assert browser.problems() == []
+
+
+def test_a_20000_epoch_report_is_light_opens_fast_and_smooths_exactly(browser, tmp_path):
+    """gdlab fit's report of a 20,000-epoch run of the default network (12 mini-batches an
+    epoch): every mini-batch cost is in the page, as float32 (5.3 bytes each), which smooths
+    the whole series exactly and draws it per pixel column."""
+    from gdlab.data.datasets import Dataset
+    from gdlab.lab.runs import RunResult
+    from gdlab.report import write_report
+    from gdlab.train import History
+
+    epochs, steps = 20_000, 12
+    rng = np.random.default_rng(0)
+    t = np.arange(epochs * steps)
+    runs = []
+    for name, rate in (("adam", 1e-4),):
+        costs = 0.05 + np.exp(-rate * t) * (1 + 0.3 * rng.standard_normal(t.size) ** 2)
+        epoch_costs = costs.reshape(epochs, steps).mean(1)
+        history = History(costs=costs.tolist(), epoch_costs=epoch_costs.tolist(),
+                          lrs=[0.01] * epochs, times=(np.arange(1, epochs + 1) * 1e-3).tolist())
+        runs.append(RunResult(name, "constant", name, history, None))
+    X = np.zeros((100, 3))
+    dataset = Dataset("long", X, np.zeros(100), X, np.zeros(100), "regression", 1,
+                      ["a", "b", "c"])
+    page = write_report(tmp_path, runs, dataset)
+    assert page.stat().st_size < 2_000_000, page.stat().st_size
+    start = time.monotonic()
+    browser.open(page)
+    browser.wait_until("window.gdlabExplorer && window.gdlabExplorer.draws >= 1")
+    assert time.monotonic() - start < 1.0 + 0.5  # (0.5 s for the pipe and the test's polls)
+    costs = _page_costs(browser)
+    np.testing.assert_allclose(costs[0], runs[0].history.costs, rtol=1e-6)  # float32's digits
+    state = browser.evaluate("({beta: window.gdlabExplorer.beta, "
+                             "corrected: window.gdlabExplorer.corrected, "
+                             "head: window.gdlabExplorer.series.map(s => s.smooth.slice(0, 50)),"
+                             " tail: window.gdlabExplorer.series.map(s => s.smooth.slice(-50)),"
+                             " n: window.gdlabExplorer.series.map(s => s.smooth.length)})")
+    assert state["n"] == [epochs * steps]
+    for head, tail, J in zip(state["head"], state["tail"], costs, strict=True):
+        expected = gdlab.ewa(J, state["beta"], bias_correction=state["corrected"])
+        np.testing.assert_allclose(head, expected[:50], rtol=1e-12)
+        np.testing.assert_allclose(tail, expected[-50:], rtol=1e-9)
+    assert browser.problems() == []
