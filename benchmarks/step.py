@@ -8,8 +8,10 @@ on the CPU against STREAM's kernels timed in the same rounds (median against med
 against their best times apart from the steps (the peak).
 
 ``python benchmarks/step.py`` prints the CPU table (and an Adam row on a GPU if there is one);
-``--device cuda`` measures Adam, Momentum and RMSProp on the GPU instead, at 128M parameters
-(8 × 16M) and ResNet-50's shapes, against the GPU's device-to-device copy bandwidth.
+``--device cuda`` measures the methods on the GPU instead, at 128M parameters (8 × 16M) and
+ResNet-50's shapes, against the GPU's device-to-device copy bandwidth. The methods: Adam,
+AdamW, Adam with L2 weight decay, Momentum, Momentum with Nesterov (form "sum", torch's
+SGD(nesterov=True)) and RMSProp, each against torch's twin; ``--methods`` picks some.
 """
 
 from __future__ import annotations
@@ -34,10 +36,23 @@ from benchmarks.common import (  # noqa: E402
     stream_arrays,
     stream_kernels,
 )
-from gdlab.optim import fused as fused_path  # noqa: E402
+from gdlab.optim import AdamW, hyper, paths  # noqa: E402
 
+#: each method timed: gdlab's optimizer (keyword arguments besides lr and fused) and torch's
+#: twin (its class and keyword arguments besides lr); issue 27's options in rows of their own
+METHODS = {
+    "adam": (gdlab.Adam, {}, torch.optim.Adam, {}),
+    "adamw": (AdamW, {}, torch.optim.AdamW, {}),
+    "adam+weight_decay": (gdlab.Adam, {"weight_decay": 0.01}, torch.optim.Adam,
+                          {"weight_decay": 0.01}),
+    "momentum": (gdlab.Momentum, {}, torch.optim.SGD, {"momentum": 0.9}),
+    "momentum+nesterov": (gdlab.Momentum, {"form": "sum", "nesterov": True}, torch.optim.SGD,
+                          {"momentum": 0.9, "nesterov": True}),
+    "rmsprop": (gdlab.RMSProp, {}, torch.optim.RMSprop, {"alpha": 0.9}),
+}
 #: bytes each method must read and write per float32 parameter
-BYTES = {"adam": 28, "momentum": 20, "rmsprop": 20}
+BYTES = {"adam": 28, "adamw": 28, "adam+weight_decay": 28, "momentum": 20,
+         "momentum+nesterov": 20, "rmsprop": 20}
 
 
 def resnet50_shapes() -> list[tuple[int, ...]]:
@@ -83,22 +98,18 @@ def _params(shapes, device):
 
 def peers(method: str):
     """torch.optim's variants of the method: name -> constructor(params)."""
-    if method == "adam":
-        make = lambda params, **kw: torch.optim.Adam(params, lr=1e-3, **kw)  # noqa: E731
-        variants = {"for-loop": {"foreach": False}, "foreach": {"foreach": True},
-                    "fused": {"fused": True}}
-    elif method == "momentum":
-        make = lambda params, **kw: torch.optim.SGD(params, lr=1e-3, momentum=0.9, **kw)  # noqa
-        variants = {"for-loop": {"foreach": False}, "foreach": {"foreach": True},
-                    "fused": {"fused": True}}
-    else:
-        make = lambda params, **kw: torch.optim.RMSprop(params, lr=1e-3, alpha=0.9, **kw)  # noqa
-        variants = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}}
-    return {name: (lambda params, kw=kw: make(params, **kw)) for name, kw in variants.items()}
+    _, _, twin, kwargs = METHODS[method]
+    variants = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}}
+    if twin is not torch.optim.RMSprop:  # (torch has no fused RMSprop)
+        variants["fused"] = {"fused": True}
+    return {name: (lambda params, kw=kw: twin(params, lr=1e-3, **kwargs, **kw))
+            for name, kw in variants.items()}
 
 
 def ours(method: str):
-    return {"adam": gdlab.Adam, "momentum": gdlab.Momentum, "rmsprop": gdlab.RMSProp}[method]
+    """gdlab's optimizer of the method, fused: constructor(params)."""
+    cls, kwargs, _, _ = METHODS[method]
+    return lambda params: cls(params, lr=1e-3, fused=True, **kwargs)
 
 
 class _Stream:
@@ -146,17 +157,19 @@ def _kernel_alone(optimizer, device, repeats) -> float | None:
     hyperparameters already on the device: the step without its per-step host work (building
     the hyperparameter tensors, any synchronization). None where that cannot be set up."""
     try:
-        compiled = fused_path._compiled[type(optimizer).rule]
         flat = optimizer._flat_groups[0]
         group = optimizer.param_groups[0]
-        tensors = (flat.W, flat.dW, *(flat.moments[name] for name in optimizer.moments))
-        hyperparameters = fused_path.as_tensors(optimizer.hyperparameters(group, 10), device)
+        tensors = {name: flat.moments[name] for name in flat.active}
+        arguments = {**hyper.arguments(optimizer.kind, group),
+                     **hyper.corrections(optimizer.kind, group, 10)}
+        compiled = paths.compiled(type(optimizer).rule, {**tensors, **arguments})
+        hyperparameters = paths.as_tensors(arguments, device)
         torch.cuda.synchronize(device)
 
         @torch.no_grad()  # as in optimizer.step (grad mode is part of the compiled code's guard)
         def steps():
             for _ in range(CUDA_INNER):
-                compiled(*tensors, **hyperparameters)
+                compiled(flat.W, flat.dW, **tensors, **hyperparameters)
             torch.cuda.synchronize(device)
         return median_time(steps, repeats=repeats, warmup=1) / CUDA_INNER
     except Exception as error:  # internals changed: report, don't fail the benchmark
@@ -192,7 +205,7 @@ def _first_call(optimizer, device) -> float:
     return time.perf_counter() - start
 
 
-def run(device="cpu", repeats: int = 7, methods=("adam", "momentum", "rmsprop"),
+def run(device="cpu", repeats: int = 7, methods=tuple(METHODS),
         layouts=CPU_LAYOUTS) -> tuple[list[dict], dict]:
     """Rows {method, layout, peer: {variant: s}, gdlab: s, ratio, bandwidth_fraction}; and the
     bandwidth figures and the first-call (compile) cost of each fused rule."""
@@ -223,7 +236,7 @@ def run(device="cpu", repeats: int = 7, methods=("adam", "momentum", "rmsprop"),
                     contenders[name].step()
                 except (RuntimeError, TypeError):  # variant not available on this device
                     contenders.pop(name, None)
-            optimizer = ours(method)(_params(shapes, device), lr=1e-3, fused=True)
+            optimizer = ours(method)(_params(shapes, device))
             first = _first_call(optimizer, device)
             compile_cost.setdefault(method, first)
             first_calls[method, layout] = first
@@ -249,7 +262,7 @@ def run(device="cpu", repeats: int = 7, methods=("adam", "momentum", "rmsprop"),
                          "bytes": BYTES[method] * n, "peer": peer_times, "gdlab": seconds,
                          "ratio": ratio, "same_rounds_bandwidth": same_rounds,
                          "eager_fallback": (type(optimizer).rule, device.type)
-                         in fused_path._broken, **extra_cuda})
+                         in paths._broken, **extra_cuda})
             del optimizer
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -350,22 +363,28 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=("cpu", "cuda"), help="cpu: the CPU table only; "
-                        "cuda: Adam, Momentum and RMSProp on the GPU (default: the CPU table, "
+                        "cuda: the methods on the GPU (default: the CPU table, "
                         "then an Adam row on the GPU if there is one)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per figure "
                         "(median; default: 7)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated, of {', '.join(METHODS)} (default: all)")
     args = parser.parse_args(argv)
+    methods = tuple(args.methods.split(","))
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"--methods: unknown {', '.join(unknown)}; allowed: {', '.join(METHODS)}")
     if args.repeats < 5:
         parser.error(f"--repeats must be at least 5 (figures are medians), got {args.repeats}")
     if args.device == "cuda":
         if not torch.cuda.is_available():
             parser.error(f"--device cuda: no CUDA device is available here (torch "
                          f"{torch.__version__}, built with CUDA {torch.version.cuda or 'none'})")
-        rows, extra = run("cuda", repeats=args.repeats, layouts=GPU_LAYOUTS)
+        rows, extra = run("cuda", repeats=args.repeats, methods=methods, layouts=GPU_LAYOUTS)
         print(f"## Optimizer step on {torch.cuda.get_device_name()} (float32)\n\n"
               + table(rows, extra) + "\n\n" + gpu_summary(rows, extra))
         return 0
-    rows, extra = run(repeats=args.repeats)
+    rows, extra = run(repeats=args.repeats, methods=methods)
     print(table(rows, extra))
     if args.device is None and torch.cuda.is_available():
         print(table(*run("cuda", repeats=args.repeats, methods=("adam",),

@@ -14,7 +14,7 @@ import torch
 
 import gdlab
 from gdlab.lab import tune
-from gdlab.optim import fused
+from gdlab.optim import paths as fused
 from test_fused import CASES, SHAPES, TOLERANCE, train
 from test_tune import data  # noqa: F401  (the fixture: MLP 2-5-2-1 and 2048 examples)
 

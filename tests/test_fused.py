@@ -10,11 +10,21 @@ import pytest
 import torch
 
 from gdlab import GD, Adam, Momentum, RMSProp
-from gdlab.optim import fused, rules
+from gdlab.optim import AdamW, paths, rules
 
 CASES = [(GD, {}), (Momentum, {"form": "ewa"}), (Momentum, {"form": "sum", "beta": 0.8}),
          (RMSProp, {}), (RMSProp, {"bias_correction": True, "beta2": 0.999}),
-         (Adam, {}), (Adam, {"beta1": 0.5, "beta2": 0.99, "eps": 1e-6})]
+         (Adam, {}), (Adam, {"beta1": 0.5, "beta2": 0.99, "eps": 1e-6}),
+         # issue 27's options: each on the fused path too
+         (GD, {"weight_decay": 0.1, "maximize": True}),
+         (Momentum, {"nesterov": True, "weight_decay": 0.05}),
+         (Momentum, {"form": "sum", "nesterov": True, "weight_decay": 0.05,
+                     "decoupled_weight_decay": True}),
+         (RMSProp, {"momentum": 0.5, "centered": True, "maximize": True}),
+         (RMSProp, {"bias_correction": True, "weight_decay": 0.01,
+                    "decoupled_weight_decay": True}),
+         (Adam, {"amsgrad": True, "weight_decay": 0.01, "maximize": True}),
+         (AdamW, {"amsgrad": True})]
 TOLERANCE = {torch.float32: 1e-6, torch.float64: 1e-12}
 SHAPES = [(30, 40), (50,), (2, 3, 4), (700,), (16, 16)]
 
@@ -70,7 +80,11 @@ def test_fused_equals_reference(cls, kwargs, dtype):
 
 KERNEL_CASES = [(Momentum, {"form": "ewa"}), (Momentum, {"form": "sum", "beta": 0.8}),
                 (Momentum, {"beta": 0.0}), (Adam, {}),
-                (Adam, {"beta1": 0.5, "beta2": 0.99, "eps": 1e-6})]
+                (Adam, {"beta1": 0.5, "beta2": 0.99, "eps": 1e-6}),
+                (Momentum, {"form": "sum", "nesterov": True, "weight_decay": 0.1,
+                            "maximize": True}),
+                (Adam, {"weight_decay": 0.1, "amsgrad": True, "maximize": True}),
+                (AdamW, {"amsgrad": True})]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
@@ -93,8 +107,8 @@ def test_torch_kernel_for_small_buffers_equals_reference(cls, kwargs, dtype, mon
 
 def test_the_usual_step_runs_compiled_code(monkeypatch):
     calls = []
-    real_run = fused.run
-    monkeypatch.setattr(fused, "run", lambda rule, *a, **k: (calls.append(rule.__name__),
+    real_run = paths.run
+    monkeypatch.setattr(paths, "run", lambda rule, *a, **k: (calls.append(rule.__name__),
                                                              real_run(rule, *a, **k)))
     W = torch.nn.Parameter(torch.zeros(10))
     W.grad = torch.ones(10)
@@ -121,17 +135,33 @@ def test_compiled_rule_equals_the_eager_rule(rule, hyper, dtype):
         extra = {"v_correction": 1 - 0.9**t, "S_correction": 1 - 0.99**t} \
             if rule is rules.adam else {}
         rule(buffers["eager"][0], dW, *buffers["eager"][1:1 + moments], lr=0.01, **hyper, **extra)
-        fused.run(rule, buffers["compiled"][0], dW, *buffers["compiled"][1:1 + moments], lr=0.01,
+        paths.run(rule, buffers["compiled"][0], dW, *buffers["compiled"][1:1 + moments], lr=0.01,
                   **hyper, **extra)
     scale = buffers["eager"][0].abs().max()
     assert (buffers["compiled"][0] - buffers["eager"][0]).abs().max() <= TOLERANCE[dtype] * scale
 
 
+@pytest.mark.parametrize(("cls", "kwargs"), [
+    (Adam, {"amsgrad": True, "weight_decay": 0.01, "maximize": True}), (AdamW, {}),
+    (Momentum, {"form": "sum", "nesterov": True, "weight_decay": 0.05, "maximize": True})],
+    ids=["Adam-amsgrad-L2-maximize", "AdamW", "Momentum-sum-nesterov-L2-maximize"])
+def test_compiled_options_equal_reference(cls, kwargs, monkeypatch):
+    """The rules that run torch's kernels on the CPU, compiled as on a GPU, with the options."""
+    monkeypatch.setattr(paths, "use_torch_kernel", lambda *args: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        ours, _ = train(cls, kwargs, torch.float64, "cpu", flat=True, fused=True)
+    reference, _ = train(cls, kwargs, torch.float64, "cpu", flat=False)
+    for a, b in zip(ours, reference):
+        scale = b.detach().abs().max()
+        assert (a.detach() - b.detach()).abs().max() <= TOLERANCE[torch.float64] * scale
+
+
 def test_auto_uses_fused_only_for_large_buffers():
-    assert not fused.use_fused(None, torch.zeros(10))
-    assert fused.use_fused(None, torch.zeros(fused.FUSED_MIN_NUMEL))
-    assert fused.use_fused(True, torch.zeros(10))
-    assert not fused.use_fused(False, torch.zeros(fused.FUSED_MIN_NUMEL))
+    assert not paths.use_fused(None, torch.zeros(10))
+    assert paths.use_fused(None, torch.zeros(paths.FUSED_MIN_NUMEL))
+    assert paths.use_fused(True, torch.zeros(10))
+    assert not paths.use_fused(False, torch.zeros(paths.FUSED_MIN_NUMEL))
 
 
 def test_fused_needs_flat():
@@ -145,8 +175,8 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
             raise RuntimeError("no C++ compiler found")
         return compiled
 
-    monkeypatch.setattr(fused, "_compiled", {})
-    monkeypatch.setattr(fused, "_broken", set())
+    monkeypatch.setattr(paths, "_compiled", {})
+    monkeypatch.setattr(paths, "_broken", set())
     monkeypatch.setattr(torch, "compile", broken_compile)
     W = torch.nn.Parameter(torch.zeros(3))
     optimizer = GD([W], lr=0.5, fused=True)

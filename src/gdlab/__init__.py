@@ -19,6 +19,7 @@ _NAMES = {
     "ewa_step": ("gdlab.ewa", "ewa_step"), "bias_correction": ("gdlab.ewa", "bias_correction"),
     "GD": ("gdlab.optim", "GD"), "Momentum": ("gdlab.optim", "Momentum"),
     "RMSProp": ("gdlab.optim", "RMSProp"), "Adam": ("gdlab.optim", "Adam"),
+    "AdamW": ("gdlab.optim", "AdamW"),
     "schedules": ("gdlab.schedules", None),
     "minibatches": ("gdlab.data.batches", "minibatches"),
     "MLP": ("gdlab.models", "MLP"),

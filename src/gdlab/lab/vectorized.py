@@ -14,8 +14,8 @@ contiguous (C, *shape) block of its C copies — so that the C networks' layer l
    module (``path="vmap"``);
 2. one call of the update rule of :mod:`gdlab.optim.rules` on the whole buffers, with the
    hyperparameters as tensors holding each element's configuration's value: α, β, β₁, β₂, ε
-   and the bias corrections 1-β^t (:func:`gdlab.ewa.bias_correction`). The rule is the same
-   code the optimizers run.
+   and the bias corrections 1-β^t, read from the configurations as the optimizers read a
+   param group (:mod:`gdlab.optim.hyper`). The rule is the same code the optimizers run.
 
 The result is what C separate :func:`gdlab.fit` runs with the same seed give (to float
 rounding), in about the time of one or two of them for the course's [2, 5, 2, 1] network.
@@ -39,23 +39,15 @@ import torch
 from .. import backprop
 from .._checks import check_positive_int
 from ..data.batches import TensorBatches, shuffled_order
-from ..ewa import bias_correction
 from ..losses import OUTPUT_COSTS, InferredLoss, check_targets, default_loss
 from ..models import MLP, predict
-from ..optim import OPTIMIZERS
+from ..optim import OPTIMIZERS, hyper
+from ..optim.hyper import NUMERIC, OPTIONS
 from ..schedules import constant, parse_schedule
 from ..train.gradients import SMALL_STEP, torch_threads
 from ..train.history import History, epoch_cost_of
 
-#: the numeric hyperparameters each optimizer's rule takes besides α, and the options that
-#: must be the same for every configuration trained together
-NUMERIC = {"gd": (), "momentum": ("beta",), "rmsprop": ("beta2", "eps"),
-           "adam": ("beta1", "beta2", "eps")}
-OPTIONS = {"gd": (), "momentum": ("form",), "rmsprop": ("bias_correction",), "adam": ()}
 PATHS = ("auto", "mlp", "vmap")
-#: the bias corrections 1-β^t each rule takes, and the β of each
-CORRECTIONS = {"adam": {"v_correction": "beta1", "S_correction": "beta2"},
-               "rmsprop": {"S_correction": "beta2"}}
 #: bias corrections 1-β^t are computed ahead for about this many elements (steps × N) at once
 CORRECTIONS_AHEAD = 1 << 16
 
@@ -150,9 +142,9 @@ class VectorizedFit:
         #: each element's configuration: the index that spreads (C, ...) values over W
         self._configuration = torch.cat([torch.arange(C, device=device).repeat_interleave(
             p.numel()) for _, p in named])
-        rule_moments = {"gd": (), "momentum": ("v",), "rmsprop": ("S",), "adam": ("v", "S")}
-        self.moments = {name: torch.zeros_like(self.W) for name in rule_moments[self.optimizer]}
-        self.rule = OPTIMIZERS[self.optimizer].rule
+        self.moments = {name: torch.zeros_like(self.W)
+                        for name in hyper.moments(self.optimizer, self.configs[0])}
+        self.rule = hyper.RULES[self.optimizer]
 
         def column(name):
             return torch.tensor([float(c[name]) for c in self.configs], dtype=torch.float64,
@@ -253,8 +245,7 @@ class VectorizedFit:
         """The rule's bias corrections 1-β^t for this epoch's steps t+1 … t+steps, in the
         buffers' dtype: {name: one (N,) tensor per step}, each element's β. They are computed
         ahead for ``CORRECTIONS_AHEAD`` elements' worth of steps at a time."""
-        names = CORRECTIONS.get(self.optimizer)
-        if names is None or not self.options.get("bias_correction", True):
+        if not hyper.corrections(self.optimizer, {**self.numeric, **self.options}, 1):
             return {}
         first, ahead = self._corrections_ahead
         k = self.t + 1 - first
@@ -262,8 +253,9 @@ class VectorizedFit:
             first, k = self.t + 1, 0
             t = torch.arange(first, first + max(steps, CORRECTIONS_AHEAD // self.W.numel()),
                              dtype=torch.float64, device=self.device)
-            ahead = {key: self._per_element(bias_correction(self.numeric[beta], t).to(
-                self.dtype)).unbind(0) for key, beta in names.items()}  # [j]: t = first + j
+            corrections = hyper.corrections(self.optimizer, {**self.numeric, **self.options}, t)
+            ahead = {key: self._per_element(correction.to(self.dtype)).unbind(0)
+                     for key, correction in corrections.items()}  # [j]: t = first + j
             self._corrections_ahead = first, ahead
         return {key: rows[k:k + steps] for key, rows in ahead.items()}
 
@@ -277,12 +269,10 @@ class VectorizedFit:
         for history, lr in zip(self.histories, self._lr_list, strict=True):
             history.lrs.append(lr)
         order = shuffled_order(self.m, self.generator, self.source.device)
-        rule, moments = self.rule, tuple(self.moments.values())
+        rule, moments = self.rule, self.moments
         corrections = self._corrections(-(-self.m // self.batch_size))
-        hyper = {"lr": self._lr_per_element, **self.numeric_per_element, **self.options}
-        hyper.pop("bias_correction", None)
-        if self.optimizer == "rmsprop" and not corrections:
-            hyper["S_correction"] = None
+        args = hyper.arguments(self.optimizer, {"lr": self._lr_per_element,
+                                                **self.numeric_per_element, **self.options})
         outputs = []  # each mini-batch's Z^[L] (path "mlp") or J^{t} (path "vmap")
         # closed form: no autograd bookkeeping at all (a tenth of a tiny operation's cost); the
         # vmap path's torch.func.grad records a graph, under no_grad only for the rule's updates
@@ -292,11 +282,11 @@ class VectorizedFit:
                 self.t += 1
                 if self.per_step:
                     self._set_lr(self.t)
-                    hyper["lr"] = self._lr_per_element
+                    args["lr"] = self._lr_per_element
                 for key, per_step in corrections.items():
-                    hyper[key] = per_step[k]
+                    args[key] = per_step[k]
                 dW, output = self._gradient(X_t, Y_t)
-                rule(self.W, dW, *moments, **hyper)
+                rule(self.W, dW, **moments, **args)
                 outputs.append(output)
             if self.path == "mlp":
                 costs = self._backprop.batch_costs(torch.cat(outputs), epoch.Y, self.batch_size)

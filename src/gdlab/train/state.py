@@ -12,16 +12,21 @@ import torch
 STATE_FORMAT = 1
 
 
-def cloned(value):
-    """A deep copy of nested dicts/lists/tuples with every tensor cloned."""
+def cloned(value, memo=None):
+    """A deep copy of nested dicts/lists/tuples with every tensor cloned — once: a tensor held
+    under two names (a state under gdlab's and torch's keys) is one copy under both."""
+    memo = {} if memo is None else memo
     if isinstance(value, torch.Tensor):
-        return value.detach().clone()
+        copy = memo.get(id(value))
+        if copy is None:
+            copy = memo[id(value)] = value.detach().clone()
+        return copy
     if isinstance(value, dict):
-        return {k: cloned(v) for k, v in value.items()}
+        return {k: cloned(v, memo) for k, v in value.items()}
     if isinstance(value, list):
-        return [cloned(v) for v in value]
+        return [cloned(v, memo) for v in value]
     if isinstance(value, tuple):
-        return tuple(cloned(v) for v in value)
+        return tuple(cloned(v, memo) for v in value)
     return value
 
 
