@@ -73,7 +73,7 @@ def main() -> None:
 
     if not x_path.exists() or np.load(x_path, mmap_mode="r").shape != (args.rows,
                                                                         args.features):
-        from gdlab.cli.data import make_classification_npy
+        from gdlab.data.synthetic import make_classification_npy
 
         folder.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()

@@ -15,6 +15,7 @@ import html
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -262,8 +263,6 @@ def test_bad_input(case, files, good_run, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and err.endswith("\n"), err
     assert "Traceback" not in err
     assert err.startswith(f"gdlab {argv[0]}: error: "), err  # names the command
-    import re
-
     assert re.search(message, err), err
     if api_message is not None and not name.startswith("unknown divergence"):
         assert err == f"gdlab {argv[0]}: error: {api_message}\n"  # the same message
@@ -329,6 +328,61 @@ def test_force_writes_into_a_foreign_folder_and_keeps_its_files(tmp_path, capsys
                  "-q"]) == 0
     assert (foreign / "notes.txt").read_text() == "precious"
     assert (foreign / "model.safetensors").exists()
+
+
+# --------------------------------------------------------------------------- output folders
+
+# (id, argv, expected message): bad input to the commands that write an output folder of
+# their own — refused before the folder is created (and an existing one is left as it was)
+FOLDER_CASES = [
+    ("tune: α < 0", ["tune", "batch-size", "--lr", "-1"],
+     r"lr must be a finite number > 0, got -1\.0"),
+    ("tune: missing CSV", ["tune", "batch-size", "--data", "{missing}"], r"no such file: "),
+    ("tune: sizes over m", ["tune", "batch-size", "--sizes", "16,5000"],
+     r"batch sizes must be between 1 and m = 750 \(the number of training examples\), got "
+     r"\[5000\]"),
+    ("tune: no time", ["tune", "batch-size", "--seconds", "0"],
+     r"seconds must be a finite number > 0, got 0\.0"),
+    ("sweep: a negative range (argparse took it for an option)", ["sweep", "--lr", "-1:0.1"],
+     r"lr: a range low:high needs 0 < low <= high, got '-1:0\.1'"),
+    ("sweep: a negative range written with =", ["sweep", "--lr=-1:0.1"],
+     r"lr: a range low:high needs 0 < low <= high, got '-1:0\.1'"),
+    ("sweep: a negative α in a list", ["sweep", "--lr", "-0.1,0.1"],
+     r"lr must be a finite number > 0, got -0\.1"),
+    ("sweep: β out of range in a list", ["sweep", "--optimizer", "momentum", "--beta", "0.9,1.5"],
+     r"beta must be in \[0, 1\), got 1\.5"),
+    ("sweep: a schedule without its decay rate", ["sweep", "--schedule", "none,inverse_time"],
+     r"schedule 'inverse_time' needs option decay_rate"),
+    ("sweep: a decay rate the schedule does not take",
+     ["sweep", "--schedule", "exponential", "--decay-rate", "0.5"],
+     r"schedule 'exponential' takes options base; got decay_rate"),
+    ("sweep: a bad schedule key", ["sweep", "--schedule", "staircase:evry=2"],
+     r"schedule 'staircase' takes options factor, every; got evry"),
+    ("sweep: missing CSV", ["sweep", "--data", "{missing}"], r"no such file: "),
+    ("sweep: no trials", ["sweep", "--trials", "0"], r"--trials must be an integer >= 1, got 0"),
+    ("make-data: no rows", ["make-data", "--rows", "0"], r"rows must be an integer >= 1, got 0"),
+    ("make-data: negative seed", ["make-data", "--seed", "-1"],
+     r"seed must be an integer >= 0, got -1"),
+    ("figures: unknown figure", ["figures", "eight"], r"unknown figure 'eight'"),
+]
+
+
+@pytest.mark.parametrize("case", FOLDER_CASES, ids=[case[0] for case in FOLDER_CASES])
+def test_bad_input_creates_no_output_folder(case, files, tmp_path, capsys):
+    _, argv, message = case
+    argv = [a.format(**{k: str(v) for k, v in files.items()}) for a in argv]
+    new, old = tmp_path / "new", tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text('{"gdlab": "0", "command": "sweep"}\n')
+    for out in (new, old):
+        assert main([*argv, "--out", str(out)]) == 2
+        out_text, err = capsys.readouterr()
+        command = "tune batch-size" if argv[0] == "tune" else argv[0]
+        assert err.startswith(f"gdlab {command}: error: ") and len(err.splitlines()) == 1, err
+        assert re.search(message, err), err
+        assert out_text == ""  # not even the data's line before the error
+    assert not new.exists()
+    assert [p.name for p in old.iterdir()] == ["config.json"]
 
 
 # --------------------------------------------------------------------------- security

@@ -14,7 +14,6 @@ import pytest
 from PIL import Image
 
 import gdlab
-from gdlab.cli import figures as cli_figures
 from gdlab.cli import main
 from gdlab.lab import figures
 
@@ -29,13 +28,13 @@ def run(capsys, *argv):
 def saved(monkeypatch):
     """The figures the commands save, by path (the files are still written)."""
     figs = {}
-    real_save = cli_figures.save_figure
+    real_save = figures.save_figure
 
-    def save_figure(fig, path):
+    def save_figure(fig, path, *args, **kwargs):
         figs[str(path)] = fig
-        return real_save(fig, path)
+        return real_save(fig, path, *args, **kwargs)
 
-    monkeypatch.setattr(cli_figures, "save_figure", save_figure)
+    monkeypatch.setattr(figures, "save_figure", save_figure)
     return figs
 
 
@@ -223,6 +222,21 @@ def test_schedule_prints_the_lectures_table(tmp_path, capsys, saved):
     assert ax.get_xlabel() == "epoch_num" and ax.get_ylabel() == "learning rate α"
 
 
+def test_schedule_runs_with_its_own_defaults(capsys):
+    """`gdlab schedule` alone: inverse_time with α₀ = 0.2 and the default decay_rate 1 its help
+    states — the lecture's table."""
+    status, stdout, err = run(capsys, "schedule")
+    assert status == 0, err
+    assert "decay_rate=1" in stdout.splitlines()[0]
+    alphas = [float(line.split()[1]) for line in stdout.splitlines()[2:]]
+    np.testing.assert_allclose(alphas[:4], [0.1, 0.2 / 3, 0.05, 0.04], rtol=1e-5)
+    assert len(alphas) == 10
+    with pytest.raises(SystemExit):
+        main(["schedule", "--help"])
+    assert "(default 1: α = α₀/(1 + ⌊epoch_num/time_interval⌋))" in " ".join(
+        capsys.readouterr().out.split())
+
+
 @pytest.mark.parametrize("argv, expected", [
     (["--kind", "exponential", "--base", "0.5", "--epochs", "3"], [0.1, 0.05, 0.025]),
     (["--kind", "staircase", "--factor", "0.5", "--every", "2", "--epochs", "5"],
@@ -244,7 +258,6 @@ def test_schedule_errors(capsys):
     assert "--decay-rate does not apply to exponential; it takes --base" in _error(
         capsys, "schedule", "--kind", "exponential", "--decay-rate", "1")
     assert "plateau" in _error(capsys, "schedule", "--kind", "plateau")
-    assert "inverse_time needs --decay-rate" in _error(capsys, "schedule")
     assert "--epochs must be" in _error(capsys, "schedule", "--kind", "constant",
                                         "--epochs", "0")
     assert "lr0 must be a finite number > 0" in _error(capsys, "schedule", "--kind", "constant",

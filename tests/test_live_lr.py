@@ -195,9 +195,9 @@ def test_gdlab_lr_and_status_on_a_running_fit(tmp_path, capsys):
         assert main(["status", str(run), "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["alive"] is True
         assert main(["fit", "--resume", str(run)]) == 2  # not while it runs
-        assert "is still running" in capsys.readouterr().err
+        assert f"is in use by process {child.pid} (gdlab fit) since " in capsys.readouterr().err
         assert main(["fit", "--epochs", "1", "--out", str(run)]) == 2  # nor overwritten
-        assert "is still running" in capsys.readouterr().err
+        assert f"is in use by process {child.pid} (gdlab fit) since " in capsys.readouterr().err
         os.kill(child.pid, signal.SIGINT)
         child.join(60)
         assert child.exitcode == 130

@@ -1,8 +1,14 @@
 """gdlab sweep: search spaces, ranking, the best command line, and a shared Optuna study."""
 
+import csv
+import fcntl
 import math
+import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 
 import pytest
 
@@ -114,3 +120,47 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
                            capture_output=True, text=True, timeout=300)
     assert refit.returncode == 0, refit.stderr
     assert f"final cost {study.best_value:.6f}" in refit.stdout
+
+
+def test_results_csv_quotes_schedules_with_commas():
+    trials = [sweep.Trial({"optimizer": "adam", "lr": 0.01, "batch_size": 64,
+                           "schedule": "staircase:factor=0.5,every=10"}, 0.25, number=3),
+              sweep.Trial({"optimizer": "momentum", "lr": 0.1, "beta": 0.9, "batch_size": 32,
+                           "schedule": None}, math.inf, number=0)]
+    rows = list(csv.DictReader(sweep.results_csv(trials).splitlines()))
+    assert [r["schedule"] for r in rows] == ["staircase:factor=0.5,every=10", ""]
+    assert [r["rank"] for r in rows] == ["1", "2"] and rows[1]["final_cost"] == "inf"
+    assert float(rows[0]["final_cost"]) == 0.25 and rows[1]["beta"] == "0.9"
+
+
+def _on_a_terminal(argv, cwd):
+    """Run gdlab ARGV with stdout and stderr on a pseudo-terminal of 24 × 100 characters;
+    (status, what it showed)."""
+    main_fd, child_fd = pty.openpty()
+    fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen([sys.executable, "-m", "gdlab.cli", *argv], cwd=cwd,
+                               stdout=child_fd, stderr=child_fd, close_fds=True)
+    os.close(child_fd)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main_fd)
+    return process.wait(timeout=300), shown.decode(errors="replace")
+
+
+def test_a_progress_bar_over_trials_on_a_terminal_only(tmp_path, capsys):
+    argv = ["sweep", "--layers", "2,4,1", "--method", "grid", "--lr", "1e-2,1e-1",
+            "--batch-size", "32,64", "--epochs", "2"]
+    status, shown = _on_a_terminal([*argv, "--out", "tty"], tmp_path)
+    assert status == 0, shown
+    assert "| 0/4 [" in shown and "trial/s]" in shown  # the bar over the 4 trials
+    assert main([*argv, "--out", str(tmp_path / "piped")]) == 0  # not a terminal: no bar
+    assert "trial/s" not in capsys.readouterr().err
+    status, shown = _on_a_terminal([*argv, "--out", "quiet", "-q"], tmp_path)
+    assert status == 0 and "trial/s" not in shown

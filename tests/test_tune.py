@@ -95,6 +95,8 @@ def test_cli_tune_batch_size(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "skipped batch 750: needs" in text and "recommended mini-batch size: 16" in text
     assert (out / "cost_vs_time.png").exists() and (out / "results.json").exists()
+    assert text.splitlines()[-1] == f"results: {out} (results.json, config.json, " \
+                                    "cost_vs_time.png)"  # the folder it wrote, said
     assert main(["tune", "batch-size", "--memory-budget", "lots", "--out", str(out)]) == 2
     assert "--memory-budget must be a size" in capsys.readouterr().err
 
@@ -120,3 +122,12 @@ def test_cli_bad_device_is_one_line_and_writes_nothing(tmp_path, capsys, device,
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
         assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["tune", "batch-size"], ["sweep"], ["fit"], ["compare"]])
+def test_dtype_is_explained(command, capsys):
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--dtype {float32,float64} floating-point type of the data, the weights and the " \
+           "optimizer's state: float32 (fast) or float64" in text

@@ -3,14 +3,18 @@
 One module per command group, each adding its sub-parsers with ``register(commands)``; the
 parser is built from light modules only, and a command imports torch, the lab and the report
 when it runs, so ``gdlab --help`` answers at once. Bad input is answered with one line on
-stderr and exit status 2, never a traceback.
+stderr and exit status 2, never a traceback; so is a file that cannot be written (no space,
+file too large, read-only folder): what could not be written and why, nothing half-written
+left under its name.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .. import __version__
+from .._files import WriteError
 from . import compare, course, data, figures, fit, tune
 from .common import CommandError, Parser, RunFailed
 
@@ -41,11 +45,20 @@ def main(argv=None) -> int:
             return 2
         args.argv = argv
         args.run(args)
-    except (CommandError, ValueError, TypeError, FileNotFoundError, PermissionError) as error:
+    except (CommandError, ValueError, TypeError, FileNotFoundError, PermissionError,
+            WriteError) as error:
         command = f"gdlab {args.command}" if "args" in locals() and args.command else \
             getattr(error, "prog", None) or "gdlab"
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"{command}: error: {message}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the output went to a reader that stopped (| head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as error:  # e.g. a file written without atomic_write, which names it
+        message = WriteError.of(error) if error.filename else error.strerror or error
+        print(f"gdlab {args.command}: error: {' '.join(str(message).split())}",
+              file=sys.stderr)
         return 2
     except RunFailed as error:
         print(f"gdlab {args.command}: {' '.join(str(error).split())}", file=sys.stderr)

@@ -96,14 +96,6 @@ def warner(command: str):
     return lambda text: print(f"gdlab {command}: warning: {text}", file=sys.stderr)
 
 
-def prepare_out_dir(path: str, force: bool) -> Path:
-    """Create the output folder; refuse one that holds something other than a gdlab output
-    (recognized by its config.json with a "gdlab" key) unless ``force``."""
-    out = check_out_dir(path, force)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def take_out_dir(path: str, force: bool, command: str) -> FolderLock:
     """The output folder checked (as ``check_out_dir``), created and held for this process:
     ``with take_out_dir(args.out, args.force, "gdlab sweep") as out: ...`` (another process
@@ -113,7 +105,8 @@ def take_out_dir(path: str, force: bool, command: str) -> FolderLock:
 
 
 def check_out_dir(path: str, force: bool) -> Path:
-    """``prepare_out_dir`` without creating anything: the checks only."""
+    """The output folder ``path`` checked, nothing created: a folder that holds anything but a
+    gdlab output (its config.json with a "gdlab" key) is refused unless ``force``."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {path!r} exists and is not a folder")

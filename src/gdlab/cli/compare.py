@@ -13,7 +13,7 @@ from .common import (
     _schedule,
     check_out_dir,
     data_options,
-    prepare_out_dir,
+    take_out_dir,
     warner,
 )
 
@@ -55,25 +55,28 @@ def _lr(text):
 def _compare_builtin(args, optimizers, decay, lr) -> None:
     from ..data.datasets import describe, load_data
     from ..lab.compare import compare
+    from ..models import check_layers
     from ..train.runfolder import clamp_batch_size
 
     layers = _layers(args.layers)
     dataset = load_data(args.data, target=args.target, seed=args.seed)
     clamp_batch_size(args.batch_size, len(dataset.X_train), warner("compare"))  # compare clamps
-    print(describe(dataset))
-    comparison = compare(data=dataset, layers=layers, optimizers=optimizers, lr=lr,
-                         epochs=args.epochs, batch_size=args.batch_size, decay=decay,
-                         seed=args.seed, seeds=args.seeds, dtype=args.dtype,
-                         progress=not args.quiet)
-    runs = comparison.runs
-    config = {"data": args.data, "layers": runs[0].model.layer_dims, "epochs": args.epochs,
-              "batch_size": args.batch_size, "seed": args.seed, "seeds": args.seeds,
-              "dtype": args.dtype, "lr": _lr_text(args.lr, comparison),
-              "decay": decay or "none"}
-    out = prepare_out_dir(args.out, args.force)
-    write_config(out, "compare", config)
-    report = comparison.write_report(out, dataset, title=f"gdlab compare — {dataset.name}",
-                                     config=config)
+    if layers is not None:
+        check_layers(layers, dataset)
+    with take_out_dir(args.out, args.force, "gdlab compare") as out:
+        print(describe(dataset))
+        comparison = compare(data=dataset, layers=layers, optimizers=optimizers, lr=lr,
+                             epochs=args.epochs, batch_size=args.batch_size, decay=decay,
+                             seed=args.seed, seeds=args.seeds, dtype=args.dtype,
+                             progress=not args.quiet)
+        runs = comparison.runs
+        config = {"data": args.data, "layers": runs[0].model.layer_dims, "epochs": args.epochs,
+                  "batch_size": args.batch_size, "seed": args.seed, "seeds": args.seeds,
+                  "dtype": args.dtype, "lr": _lr_text(args.lr, comparison),
+                  "decay": decay or "none"}
+        write_config(out, "compare", config)
+        report = comparison.write_report(out, dataset, title=f"gdlab compare — {dataset.name}",
+                                         config=config)
     print(table(runs) if args.seeds == 1 else comparison.table())
     print(f"report: {report}")
 
@@ -87,17 +90,18 @@ def _compare_model(args, optimizers, decay, lr) -> None:
         raise CommandError("--layers sizes gdlab's own MLP; with --model the model is yours")
     factory = load_spec(args.model, "--model")
     data = call_spec(args.data, "--data") if is_spec(args.data) else _builtin_tensors(args)
-    comparison = compare(factory, data, optimizers=optimizers, lr=lr, epochs=args.epochs,
-                         batch_size=args.batch_size, decay=decay, seed=args.seed,
-                         seeds=args.seeds, loss=named_loss(args.loss), progress=not args.quiet)
-    config = {"model": args.model, "data": args.data, "loss": comparison.runs[0].history.loss,
-              "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
-              "seeds": args.seeds, "lr": _lr_text(args.lr, comparison),
-              "decay": decay or "none"}
-    out = prepare_out_dir(args.out, args.force)
-    write_config(out, "compare", config)
-    report = comparison.write_report(out, title=f"gdlab compare — {args.model}",
-                                     config=config)
+    loss = named_loss(args.loss)
+    with take_out_dir(args.out, args.force, "gdlab compare") as out:
+        comparison = compare(factory, data, optimizers=optimizers, lr=lr, epochs=args.epochs,
+                             batch_size=args.batch_size, decay=decay, seed=args.seed,
+                             seeds=args.seeds, loss=loss, progress=not args.quiet)
+        config = {"model": args.model, "data": args.data,
+                  "loss": comparison.runs[0].history.loss, "epochs": args.epochs,
+                  "batch_size": args.batch_size, "seed": args.seed, "seeds": args.seeds,
+                  "lr": _lr_text(args.lr, comparison), "decay": decay or "none"}
+        write_config(out, "compare", config)
+        report = comparison.write_report(out, title=f"gdlab compare — {args.model}",
+                                         config=config)
     print(comparison.table())
     print(f"report: {report}")
 
@@ -143,15 +147,17 @@ def cmd_lr_find(args) -> None:
         model = initial_model(dataset, default_layers(dataset), args.seed)
         data = (torch.as_tensor(dataset.X_train, dtype=torch.float32),
                 torch.as_tensor(dataset.Y_train))
-    result = lr_find(model, data, args.optimizer, loss=named_loss(args.loss), steps=args.steps,
-                     seeds=args.seeds, batch_size=args.batch_size, seed=args.seed)
-    out = prepare_out_dir(args.out, args.force)
-    write_config(out, "lr-find", {"model": args.model, "data": args.data,
-                                  "optimizer": args.optimizer, "steps": args.steps,
-                                  "seeds": args.seeds, "batch_size": args.batch_size,
-                                  "seed": args.seed, "suggestion": result.suggestion})
+    loss = named_loss(args.loss)
+    with take_out_dir(args.out, args.force, "gdlab lr-find") as out:
+        result = lr_find(model, data, args.optimizer, loss=loss, steps=args.steps,
+                         seeds=args.seeds, batch_size=args.batch_size, seed=args.seed)
+        write_config(out, "lr-find", {"model": args.model, "data": args.data,
+                                      "optimizer": args.optimizer, "steps": args.steps,
+                                      "seeds": args.seeds, "batch_size": args.batch_size,
+                                      "seed": args.seed, "suggestion": result.suggestion})
+        figure = result.save(out)
     print(result.summary())
-    print(f"figure: {result.save(out)}")
+    print(f"figure: {figure}")
 
 
 def table(runs) -> str:

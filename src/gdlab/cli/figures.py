@@ -7,15 +7,13 @@ prints as one line on stderr with exit status 2.
 
 from __future__ import annotations
 
-import csv
 import inspect
 import math
-import os
 import sys
 from pathlib import Path
 
 from .._files import write_config
-from .common import CommandError, _names, prepare_out_dir
+from .common import CommandError, _names, take_out_dir
 
 #: the lecture's figures in gdlab.lab.figures.FIGURES, by number, and the test functions of
 #: gdlab.lab.landscape.LANDSCAPES (light copies for the parser; a test keeps them equal)
@@ -25,17 +23,9 @@ LANDSCAPES = ("elongated", "rosenbrock", "beale")
 SCHEDULE_OPTIONS = {  # command-line option -> the schedule's argument
     "decay_rate": "decay_rate", "time_interval": "time_interval", "base": "base", "k": "k",
     "per": "per", "factor": "factor", "every": "every"}
-
-
-def save_figure(fig, path) -> Path:
-    """Write ``fig`` to ``path`` (PNG, or whatever its suffix says) with the report's DPI."""
-    from ..report.style import DPI
-
-    path = Path(path)
-    if path.parent != Path("") and not path.parent.is_dir():
-        raise CommandError(f"--out {str(path)!r}: the folder {str(path.parent)!r} does not exist")
-    fig.savefig(path, dpi=DPI)
-    return path
+#: inverse_time's decay_rate when --decay-rate is not given: the lecture's example (with α₀ =
+#: 0.2 the first four epochs train at 0.1, 0.067, 0.05, 0.04)
+DEFAULT_DECAY_RATE = 1.0
 
 
 def _image_path(text: str, default_suffix: str = ".png") -> Path:
@@ -73,9 +63,9 @@ def cmd_figures(args) -> None:
     from ..lab import figures
 
     names = figures.figure_names(args.names)
-    out = prepare_out_dir(args.out, args.force)
-    figs = figures.write_figures(out, names, seed=args.seed, report=not args.no_report)
-    write_config(out, "figures", {"figures": names, "seed": args.seed})
+    with take_out_dir(args.out, args.force, "gdlab figures") as out:
+        figs = figures.write_figures(out, names, seed=args.seed, report=not args.no_report)
+        write_config(out, "figures", {"figures": names, "seed": args.seed})
     for name in figs:
         spec = figures.FIGURES[name]
         print(f"figure {spec.number}: {out / spec.file}  ({spec.title})")
@@ -86,72 +76,30 @@ def cmd_figures(args) -> None:
 # ---------------------------------------------------------------------------- gdlab smooth
 
 
-def read_column(path: str, column: str) -> tuple[list[float], list[str]]:
-    """The numbers of ``column`` in a CSV file with a header row (empty cells are NaN, gaps
-    the EWA skips), and the header."""
-    file = Path(path)
-    if not file.is_file():
-        raise CommandError(f"no such file: {path}" if not file.exists() else
-                           f"{path} is not a file")
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise CommandError(f"{path} is not a UTF-8 text (CSV) file") from None
-    first = text.split("\n", 1)[0]
-    delimiter = max((",", ";", "\t"), key=first.count)
-    rows = list(csv.reader(text.splitlines(), delimiter=delimiter))
-    if not rows or not any(cell.strip() for cell in rows[0]):
-        raise CommandError(f"{path} is empty: expected a header row and one row per point")
-    header = [cell.strip() for cell in rows[0]]
-    if column not in header:
-        raise CommandError(f"unknown column {column!r} in {path}; columns: "
-                           f"{', '.join(header)}")
-    index = header.index(column)
-    values = []
-    for number, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue  # a blank line
-        cell = row[index].strip() if index < len(row) else ""
-        if cell == "":
-            values.append(math.nan)
-            continue
-        try:
-            values.append(float(cell))
-        except ValueError:
-            raise CommandError(f"column {column!r} of {path} is not numeric: line {number} "
-                               f"has {cell[:40]!r}") from None
-    if not any(math.isfinite(v) for v in values):
-        raise CommandError(f"column {column!r} of {path} has no numbers")
-    return values, header
-
-
 def cmd_smooth(args) -> None:
     import numpy as np
 
     from ..ewa import ewa
-    from ..lab.figures import smoothing_figure
+    from ..lab import figures
 
     betas = parse_betas(args.beta)
     out = _image_path(args.out) if args.out else None
-    values, _ = read_column(args.file, args.column)
+    values, _ = figures.read_column(args.file, args.column)
     theta = np.asarray(values, dtype=np.float64)
     smoothed = [ewa(theta, beta, bias_correction=args.bias_correction) for beta in betas]
     if out is not None:
-        fig = smoothing_figure(theta, betas, bias_correction=args.bias_correction,
-                               name=f"{args.column} ({Path(args.file).name})",
-                               xlabel="t (row)")
-        save_figure(fig, out)
+        fig = figures.smoothing_figure(theta, betas, bias_correction=args.bias_correction,
+                                       name=f"{args.column} ({Path(args.file).name})",
+                                       xlabel="t (row)")
+        figures.save_figure(fig, out)
         print(f"figure: {out}")
     if out is None or args.print:
         v = "v_hat" if args.bias_correction else "v"
         lines = [",".join(["t", args.column] + [f"{v}(beta={beta:g})" for beta in betas])]
         for i, x in enumerate(theta.tolist()):
             lines.append(",".join([str(i + 1), _number(x)] + [_number(s[i]) for s in smoothed]))
-        try:
-            sys.stdout.write("\n".join(lines) + "\n")
-            sys.stdout.flush()
-        except BrokenPipeError:  # e.g. piped into head: stop quietly
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()  # a reader that stops (| head) ends the command quietly (main)
 
 
 def _number(x: float) -> str:
@@ -186,7 +134,7 @@ def _lrs(text: str | None, optimizers: list[str]) -> dict | float | None:
 
 
 def cmd_landscape(args) -> None:
-    from ..lab import landscape
+    from ..lab import figures, landscape
 
     land = landscape.get_landscape(args.function)
     optimizers = _names(args.optimizers, list(landscape.NAMES), "optimizers")
@@ -215,7 +163,7 @@ def cmd_landscape(args) -> None:
                                f"not exist")
         landscape.save_gif(land, paths, out, lrs)
     else:
-        save_figure(landscape.landscape_figure(land, paths, lrs), out)
+        figures.save_figure(landscape.landscape_figure(land, paths, lrs), out)
     print(f"figure: {out}")
 
 
@@ -245,13 +193,15 @@ def make_schedule(args):
                                + (", ".join("--" + a.replace("_", "-") for a in allowed)
                                   or "no options"))
         kwargs[argument] = value
-    if kind == "inverse_time" and "decay_rate" not in kwargs:
-        raise CommandError("inverse_time needs --decay-rate, e.g. --decay-rate 1")
+    if kind == "inverse_time":
+        kwargs.setdefault("decay_rate", DEFAULT_DECAY_RATE)
     return cls(args.lr0, **kwargs)
 
 
 def cmd_schedule(args) -> None:
     import numpy as np
+
+    from ..lab import figures
 
     if args.epochs < 1:
         raise CommandError(f"--epochs must be an integer >= 1, got {args.epochs}")
@@ -267,27 +217,8 @@ def cmd_schedule(args) -> None:
         print(f"{epoch:9d}  {alpha:.6g}")
     if args.out:
         out = _image_path(args.out)
-        save_figure(schedule_figure(schedule, epochs, alphas), out)
+        figures.save_figure(figures.schedule_figure(schedule, epochs, alphas), out)
         print(f"figure: {out}")
-
-
-def schedule_figure(schedule, epochs, alphas):
-    from matplotlib import rc_context
-    from matplotlib.figure import Figure
-
-    from ..report.style import OKABE_ITO, RC
-
-    with rc_context(RC):
-        fig = Figure(figsize=(7.0, 4.0), layout="constrained")
-        ax = fig.add_subplot()
-        ax.plot(epochs, alphas, color=OKABE_ITO["blue"], linewidth=1.8, marker="o",
-                markersize=3 if len(epochs) <= 100 else 0, label=repr(schedule))
-        ax.set_xlabel("epoch_num")
-        ax.set_ylabel("learning rate α")
-        ax.set_ylim(0, max(alphas) * 1.08)
-        ax.set_title(f"α per epoch: {type(schedule).__name__}, α₀ = {schedule.lr0:g}")
-        ax.legend(loc="upper right")
-    return fig
 
 
 # ---------------------------------------------------------------------------- the parsers
@@ -353,7 +284,8 @@ def register(commands) -> None:
                    help="inverse_time, exponential, inverse_sqrt, staircase or constant "
                    "(default: inverse_time)")
     p.add_argument("--lr0", type=float, default=0.2, help="α₀ (default: 0.2)")
-    p.add_argument("--decay-rate", type=float, help="inverse_time's decay_rate")
+    p.add_argument("--decay-rate", type=float, help="inverse_time's decay_rate (default "
+                   f"{DEFAULT_DECAY_RATE:g}: α = α₀/(1 + ⌊epoch_num/time_interval⌋))")
     p.add_argument("--time-interval", type=int, help="inverse_time's time_interval")
     p.add_argument("--base", type=float, help="exponential's base (default 0.95)")
     p.add_argument("--k", type=float, help="inverse_sqrt's k (default 1)")

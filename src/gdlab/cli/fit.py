@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
+from .._files import WriteError
 from .common import CommandError, RunFailed, _layers, _schedule, check_out_dir, data_options, warner
 
 #: what --resume may change; every other setting comes from the run folder's config.json
@@ -109,11 +110,20 @@ def cmd_fit(args) -> None:
 
 
 def _fit(args) -> None:
-    from ..data.datasets import describe
-
     if args.model is not None and args.layers is not None:
         raise CommandError("--layers sizes gdlab's own MLP; with --model the model is yours")
     run = _set_up(args)
+    try:
+        _train_and_write(args, run)
+    except OSError as error:  # no space, file too large, read-only: say what is safe
+        raise WriteError.of(error).with_note(run.resume_note()) from None
+    finally:
+        run.close()
+
+
+def _train_and_write(args, run) -> None:
+    from ..data.datasets import describe
+
     out, fit = run.out, run.fit
     print(describe(run.dataset) if run.dataset is not None else
           f"{run.config['model']} on {run.config['data']}: m = {fit.m} training examples")

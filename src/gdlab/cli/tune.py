@@ -1,12 +1,10 @@
 """``gdlab tune batch-size`` and ``gdlab sweep`` (registered on the main parser by
-:func:`register`)."""
+:func:`register`). Every argument and the data are checked before the output folder is
+created; the folder is then held by the command (another process on it is refused)."""
 
 from __future__ import annotations
 
-import json
-
-from .._files import write_config
-from .common import CommandError, _layers, prepare_out_dir
+from .common import CommandError, _layers, check_out_dir, dtype_option, take_out_dir
 
 
 def _common(p, epochs: int) -> None:
@@ -17,25 +15,26 @@ def _common(p, epochs: int) -> None:
     p.add_argument("--epochs", type=int, default=epochs, help=f"default: {epochs}")
     p.add_argument("--seed", type=int, default=0, help="split, initialization and mini-batch "
                    "order (default: 0)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    dtype_option(p)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--force", action="store_true", help="write into --out even if it holds "
                    "something else")
 
 
 def _setup(args, device):
+    """The data, the network and its initial model (nothing printed or written yet)."""
     import torch
 
-    from ..data.datasets import describe, load_data
+    from ..data.datasets import load_data
     from ..models import DTYPES, check_layers, default_layers, initial_model
 
+    check_out_dir(args.out, args.force)  # the cheap checks first
     dataset = load_data(args.data, target=args.target, seed=args.seed)
     layers = _layers(args.layers)
     layers = check_layers(layers, dataset) if layers else default_layers(dataset)
     model = initial_model(dataset, layers, args.seed, DTYPES[args.dtype]).to(device)
     X = torch.as_tensor(dataset.X_train, dtype=DTYPES[args.dtype])
     Y = torch.as_tensor(dataset.Y_train)
-    print(describe(dataset))
     return dataset, layers, model, X, Y
 
 
@@ -75,6 +74,7 @@ def _bytes(text: str | None) -> int | None:
 
 
 def cmd_tune_batch_size(args) -> None:
+    from ..data.datasets import describe
     from ..lab import tune
 
     sizes = None
@@ -86,31 +86,25 @@ def cmd_tune_batch_size(args) -> None:
                                f"{args.sizes!r}") from None
     budget = _bytes(args.memory_budget)
     device = _device(args.device)
-    out = prepare_out_dir(args.out, args.force)
-    _, layers, model, X, Y = _setup(args, device)
-    result = tune.tune_batch_size(model, X, Y, optimizer=args.optimizer, lr=args.lr,
-                                  seconds=args.seconds, target_cost=args.target_cost,
-                                  sizes=sizes, memory_budget=budget, seed=args.seed)
-    write_config(out, "tune batch-size", {"data": args.data, "layers": layers,
-                                          "optimizer": args.optimizer, "lr": args.lr,
-                                          "seconds": args.seconds, "seed": args.seed})
+    dataset, layers, model, X, Y = _setup(args, device)
+    settings = {"optimizer": args.optimizer, "lr": args.lr, "seconds": args.seconds,
+                "target_cost": args.target_cost, "sizes": sizes, "memory_budget": budget}
+    tune.check_settings(len(X), **settings)
+    with take_out_dir(args.out, args.force, "gdlab tune batch-size") as out:
+        print(describe(dataset))
+        result = tune.tune_batch_size(model, X, Y, **settings, seed=args.seed)
+        written = tune.write_results(out, result, {
+            "data": args.data, "layers": layers, "optimizer": args.optimizer, "lr": args.lr,
+            "seconds": args.seconds, "seed": args.seed})
     if result.trained:
         print(tune.table(result))
-        fig = tune.figure(result)
-        fig.savefig(out / "cost_vs_time.png", dpi=120)
-        print(f"figure: {out / 'cost_vs_time.png'}")
+        print(f"figure: {written['figure']}")
     for r in result.skipped:
         if r.skipped != "not tried":
             print(f"skipped batch {r.batch_size}: {r.skipped}")
-    rows = [{"batch_size": r.batch_size, "memory": r.memory, "skipped": r.skipped,
-             "seconds": r.seconds, "epochs": r.epochs, "final_cost": r.final_cost,
-             "cost_per_second": r.rate if r.skipped is None else None, "curve": r.curve}
-            for r in result.results]
-    (out / "results.json").write_text(json.dumps({"m": result.m, "recommended":
-                                                  result.recommended, "reason": result.reason,
-                                                  "memory_budget": result.budget,
-                                                  "sizes": rows}, indent=2, default=str) + "\n")
     print(f"recommended mini-batch size: {result.recommended} — {result.reason}")
+    print(f"results: {out} (results.json, config.json"
+          + (", cost_vs_time.png)" if result.trained else ")"))
 
 
 def _space_items(args) -> tuple[dict, dict]:
@@ -126,77 +120,51 @@ def _space_items(args) -> tuple[dict, dict]:
 
 
 def cmd_sweep(args) -> None:
-    import math
-
+    from .._checks import check_positive_int
+    from ..data.datasets import describe
     from ..lab import sweep
-    from ..lab.runs import RunResult
-    from ..models import accuracy
-    from ..report import write_report
 
     items, _ = _space_items(args)
     space = sweep.parse_space(items)
     if args.method not in sweep.METHODS:
         raise CommandError(f"--method must be one of {', '.join(sweep.METHODS)}")
+    tpe = args.method == "tpe" or args.study or args.storage
+    for name in ("epochs", "points"):
+        check_positive_int(name, getattr(args, name))
+    if args.trials < (0 if tpe else 1):  # a study's workers may add none: its ranking only
+        raise CommandError(f"--trials must be an integer >= {0 if tpe else 1}, got "
+                           f"{args.trials}")
+    if args.top < 0:
+        raise CommandError(f"--top must be an integer >= 0, got {args.top}")
     device = _device(args.device)
-    out = prepare_out_dir(args.out, args.force)
     dataset, layers, model, X, Y = _setup(args, device)
-    if args.method == "tpe" or args.study or args.storage:
-        storage_url = args.storage or f"sqlite:///{(out / 'study.db').resolve()}"
-        study = sweep.run_optuna(model, X, Y, space, trials=args.trials, epochs=args.epochs,
-                                 study=args.study or "gdlab-sweep", storage_url=storage_url,
-                                 seed=args.seed,
-                                 sampler_seed=None if args.study or args.storage else args.seed,
-                                 prune=not args.no_prune)
-        trials = sweep.study_trials(study)
-        print(f"study {study.study_name!r} in {sweep.hide_password(storage_url)}: "
-              f"{len(trials)} finished trials")
-    else:
-        configs = (sweep.grid(space, args.points) if args.method == "grid"
-                   else sweep.random_configs(space, args.trials, args.seed))
-        print(f"{len(configs)} configurations, trained vectorized by mini-batch size")
-        trials = sweep.rank(sweep.run_vectorized(model, X, Y, configs, epochs=args.epochs,
-                                                 seed=args.seed))
-    if not trials:
-        raise CommandError("no trial finished")
-    print(sweep.table(trials))
-    with open(out / "results.csv", "w") as f:
-        f.write("rank,number,state,final_cost," + ",".join(sweep.COLUMNS) + "\n")
-        for i, t in enumerate(trials, 1):
-            cells = [str(t.config.get(c, "")) if t.config.get(c) is not None else ""
-                     for c in sweep.COLUMNS]
-            f.write(f"{i},{t.number},{t.state},{t.final_cost!r}," + ",".join(cells) + "\n")
-    best = trials[0]
-    command = sweep.fit_command(best.config, data=args.data, layers=layers, epochs=args.epochs,
-                                seed=args.seed, dtype=args.dtype, target=args.target)
-    write_config(out, "sweep", {"data": args.data, "layers": layers, "epochs": args.epochs,
-                                "method": args.method, "seed": args.seed,
-                                "best": best.config, "best_cost": best.final_cost,
-                                "best_command": command})
-    sweep_figures = sweep.figures(trials)
-    top = [t for t in trials[:args.top] if t.history is not None and
-           math.isfinite(t.final_cost)]
-    if top:
-        runs = []
-        for rank, t in enumerate(top, 1):
-            label = f"#{rank} {t.config['optimizer']} α={t.config['lr']:.3g}"
-            runs.append(RunResult(
-                optimizer=t.config["optimizer"], schedule=t.config["schedule"] or "constant",
-                label=label, history=t.history, model=t.model, seconds=t.history.times[-1],
-                train_accuracy=accuracy(t.model, dataset.X_train, dataset.Y_train,
-                                        dataset.task),
-                test_accuracy=accuracy(t.model, dataset.X_test, dataset.Y_test, dataset.task),
-                config=dict(t.config)))
-        report = write_report(out, runs, dataset, title=f"gdlab sweep — top {len(runs)} of "
-                              f"{len(trials)} on {dataset.name}",
-                              config={"data": args.data, "layers": layers,
-                                      "epochs": args.epochs, "seed": args.seed,
-                                      "method": args.method},
-                              extra_figures=sweep_figures)
-        print(f"report: {report}")
-    else:
-        for name, fig, _ in sweep_figures:
-            fig.savefig(out / name, dpi=120)
-    print(f"best: final cost {best.final_cost:.6f}\n{command}")
+    configs = None if tpe else (sweep.grid(space, args.points) if args.method == "grid"
+                                else sweep.random_configs(space, args.trials, args.seed))
+    with take_out_dir(args.out, args.force, "gdlab sweep") as out:
+        print(describe(dataset))
+        if tpe:
+            storage_url = args.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+            study = sweep.run_optuna(
+                model, X, Y, space, trials=args.trials, epochs=args.epochs,
+                study=args.study or "gdlab-sweep", storage_url=storage_url, seed=args.seed,
+                sampler_seed=None if args.study or args.storage else args.seed,
+                prune=not args.no_prune, progress=not args.quiet)
+            trials = sweep.study_trials(study)
+            print(f"study {study.study_name!r} in {sweep.hide_password(storage_url)}: "
+                  f"{len(trials)} finished trials")
+        else:
+            print(f"{len(configs)} configurations, trained vectorized by mini-batch size")
+            trials = sweep.rank(sweep.run_vectorized(model, X, Y, configs, epochs=args.epochs,
+                                                     seed=args.seed, progress=not args.quiet))
+        if not trials:
+            raise CommandError("no trial finished")
+        print(sweep.table(trials))
+        written = sweep.write_results(out, trials, dataset, data=args.data, layers=layers,
+                                      epochs=args.epochs, seed=args.seed, dtype=args.dtype,
+                                      method=args.method, target=args.target, top=args.top)
+    if written["report"] is not None:
+        print(f"report: {written['report']}")
+    print(f"best: final cost {trials[0].final_cost:.6f}\n{written['command']}")
 
 
 def register(commands) -> None:
@@ -223,7 +191,7 @@ def register(commands) -> None:
     q.add_argument("--memory-budget", help="bytes a training step may use, e.g. 512M, 2G "
                    "(default: what the device has free)")
     q.add_argument("--out", default="gdlab-tune", help="output folder (default: gdlab-tune)")
-    q.set_defaults(run=cmd_tune_batch_size)
+    q.set_defaults(run=cmd_tune_batch_size, command="tune batch-size")  # (how errors name it)
 
     p = commands.add_parser("sweep", help="hyperparameter search: grid, random (vectorized) "
                             "or Optuna TPE (several machines can share a study)",
@@ -254,5 +222,6 @@ def register(commands) -> None:
     p.add_argument("--no-prune", action="store_true", help="tpe: never prune trials")
     p.add_argument("--top", type=int, default=5, help="runs shown in the report (default: 5)")
     p.add_argument("--out", default="gdlab-sweep", help="output folder (default: gdlab-sweep)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_sweep)
 

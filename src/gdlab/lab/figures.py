@@ -21,7 +21,10 @@ figure has a function that computes them, e.g. :func:`oscillation_title`,
 so that a title cannot claim more than its runs show.
 
 Each function returns a :class:`matplotlib.figure.Figure` (no pyplot; PNGs render with Agg).
-:func:`write_figures` writes them all (or some) as PNG files with the report page.
+:func:`write_figures` writes them all (or some) as PNG files with the report page, and
+:func:`save_figure` one figure; both write atomically. :func:`schedule_figure` draws α per epoch
+of any schedule and :func:`read_column` reads the numbers of a CSV column (``gdlab schedule``
+and ``gdlab smooth``).
 
 Data: the daily temperatures are Seattle's (``seattle-weather.csv``, shipped inside the
 ``vega_datasets`` package and read from its files, no network); figure 1 uses the ``moons``
@@ -49,6 +52,7 @@ from torch import nn
 
 from .. import schedules
 from .._checks import check_positive_int
+from .._files import atomic_write
 from ..data.datasets import load_data
 from ..ewa import ewa
 from ..losses import binary_cross_entropy
@@ -1012,16 +1016,81 @@ def build(names=None, *, seed: int = 0) -> tuple[dict[str, Figure], list[CostRun
     return figs, runs
 
 
-def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
+def png_bytes(fig: Figure, dpi: int = DPI, format: str = "png") -> bytes:
+    """``fig`` rendered as a PNG file's bytes (or in another ``format`` matplotlib writes)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format=format, dpi=dpi)
     return buffer.getvalue()
+
+
+def save_figure(fig: Figure, path, dpi: int = DPI) -> Path:
+    """Write ``fig`` to ``path`` atomically, in the format its suffix names (.png, .svg,
+    .pdf, ...); ValueError if its folder does not exist."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"cannot write {path}: the folder {path.parent} does not exist")
+    return atomic_write(path, png_bytes(fig, dpi, format=path.suffix[1:].lower() or "png"))
+
+
+@styled
+def schedule_figure(schedule, epochs, alphas) -> Figure:
+    """α per epoch (``alphas`` at ``epochs``) of ``schedule``, a :class:`gdlab.schedules.Schedule`
+    (its repr labels the line)."""
+    fig = Figure(figsize=(7.0, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(epochs, alphas, color=OKABE_ITO["blue"], linewidth=1.8, marker="o",
+            markersize=3 if len(epochs) <= 100 else 0, label=repr(schedule))
+    ax.set_xlabel("epoch_num")
+    ax.set_ylabel("learning rate α")
+    ax.set_ylim(0, max(alphas) * 1.08)
+    ax.set_title(f"α per epoch: {type(schedule).__name__}, α₀ = {schedule.lr0:g}")
+    ax.legend(loc="upper right")
+    return fig
+
+
+def read_column(path, column: str) -> tuple[list[float], list[str]]:
+    """The numbers of ``column`` in the CSV file ``path`` with a header row (empty cells are
+    NaN, gaps the EWA skips), and the header; the delimiter (",", ";" or tab) is the one the
+    header uses most. ValueError says what is wrong with the file."""
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"no such file: {path}" if not file.exists() else
+                         f"{path} is not a file")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a UTF-8 text (CSV) file") from None
+    first = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first.count)
+    rows = list(csv.reader(text.splitlines(), delimiter=delimiter))
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise ValueError(f"{path} is empty: expected a header row and one row per point")
+    header = [cell.strip() for cell in rows[0]]
+    if column not in header:
+        raise ValueError(f"unknown column {column!r} in {path}; columns: {', '.join(header)}")
+    index = header.index(column)
+    values = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # a blank line
+        cell = row[index].strip() if index < len(row) else ""
+        if cell == "":
+            values.append(math.nan)
+            continue
+        try:
+            values.append(float(cell))
+        except ValueError:
+            raise ValueError(f"column {column!r} of {path} is not numeric: line {number} "
+                             f"has {cell[:40]!r}") from None
+    if not any(math.isfinite(v) for v in values):
+        raise ValueError(f"column {column!r} of {path} has no numbers")
+    return values, header
 
 
 def write_figures(out_dir, names=None, *, seed: int = 0, report: bool = True) -> dict:
     """Write the figures (all of them by default) as PNG files into ``out_dir`` and, with
     ``report``, ``report.html`` showing them with the smoothing explorer over figure 1's
-    mini-batch costs. Returns {figure name: Figure}."""
+    mini-batch costs, each file atomically. Returns {figure name: Figure}."""
     from ..report.html import write_figures_report
 
     out = Path(out_dir)
@@ -1031,7 +1100,7 @@ def write_figures(out_dir, names=None, *, seed: int = 0, report: bool = True) ->
     for name, fig in figs.items():
         spec = FIGURES[name]
         png = png_bytes(fig)
-        (out / spec.file).write_bytes(png)
+        atomic_write(out / spec.file, png)
         pictures.append((spec.file, png, f"<b>Figure {spec.number}. {escape(spec.title)}.</b> "
                          + escape(spec.caption)))
     if report:

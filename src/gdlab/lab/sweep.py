@@ -11,20 +11,26 @@ Searches: ``grid`` (ranges cut into ``points`` values), ``random`` (``trials`` s
 trained **vectorized**, every configuration sharing an optimizer and a mini-batch size in one
 batched run (:mod:`gdlab.lab.vectorized`) — and ``tpe`` (Optuna's TPE sampler with median
 pruning of hopeless runs on the smoothed cost; trials run one by one and may run on many
-machines that share the study's storage). Runs are ranked by their final epoch cost.
+machines that share the study's storage). Runs are ranked by their final epoch cost;
+:func:`write_results` writes results.csv, config.json, the figures and the report.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from .._checks import check_beta, check_nonnegative, check_positive
+from .._files import atomic_write, write_config
 from ..optim import OPTIMIZERS
-from ..schedules import SCHEDULES
+from ..schedules import SCHEDULES, parse_schedule
 from .vectorized import NUMERIC, fit_many
 
 NAMES = ("optimizer", "lr", "beta", "beta1", "beta2", "eps", "batch_size", "schedule",
@@ -32,6 +38,9 @@ NAMES = ("optimizer", "lr", "beta", "beta1", "beta2", "eps", "batch_size", "sche
 LOG = ("lr", "eps", "decay_rate")  # sampled log-uniformly
 BETAS = ("beta", "beta1", "beta2")  # sampled through 1-β log-uniformly
 METHODS = ("grid", "random", "tpe")
+#: the check of each number a dimension may hold (a range's ends, a list's values)
+CHECKS = {"lr": check_positive, "eps": check_nonnegative, "decay_rate": check_nonnegative,
+          **dict.fromkeys(BETAS, check_beta)}
 
 
 @dataclass
@@ -83,6 +92,9 @@ def parse_dimension(name: str, value):
         values = [_number(name, v) for v in str(value).split(",") if v.strip()]
     if not values:
         raise ValueError(f"{name}: no values given")
+    if name in CHECKS:
+        for v in values:
+            CHECKS[name](name, v)
     if name == "batch_size":
         if any(v != int(v) or v < 1 for v in values):
             raise ValueError(f"batch_size values must be positive integers, got {values}")
@@ -91,11 +103,21 @@ def parse_dimension(name: str, value):
 
 
 def parse_space(items: dict) -> dict:
-    """A search space from {name: text or value}; missing optimizer/lr get adam and 1e-4:1e-1."""
+    """A search space from {name: text or value}; missing optimizer/lr get adam and 1e-4:1e-1.
+    Each schedule is checked with the space's decay rates, so that a bad one fails here, before
+    any trial runs."""
     space = {name: parse_dimension(name, value) for name, value in items.items()
              if value is not None}
     space.setdefault("optimizer", ["adam"])
     space.setdefault("lr", Range(1e-4, 1e-1))
+    rates = space.get("decay_rate")
+    rates = [rates.low, rates.high] if isinstance(rates, Range) else rates or [None]
+    for schedule in space.get("schedule", []):
+        for rate in rates:
+            text = make_config({"lr": 1.0, "schedule": schedule,
+                                **({} if rate is None else {"decay_rate": rate})}, 1)["schedule"]
+            if text is not None:
+                parse_schedule(text, 1.0)
     return space
 
 
@@ -204,20 +226,31 @@ def rank(trials: list) -> list:
     return sorted(trials, key=key)
 
 
-def run_vectorized(model, X, Y, configs, *, epochs: int, seed: int = 0) -> list[Trial]:
-    """Train ``configs``; those sharing a batch size (and optimizer) in one batched run."""
+def _trial_bar(total: int, progress: bool):
+    """A progress bar over trials on a terminal (tqdm decides: none when output is piped)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="trial", disable=None if progress else True, leave=False)
+
+
+def run_vectorized(model, X, Y, configs, *, epochs: int, seed: int = 0,
+                   progress: bool = True) -> list[Trial]:
+    """Train ``configs``; those sharing a batch size (and optimizer) in one batched run. With
+    ``progress``, a bar on a terminal counts the trials done."""
     by_size: dict = {}
     for index, config in enumerate(configs):
         by_size.setdefault(min(config["batch_size"], len(X)), []).append(index)
     trials = [None] * len(configs)
-    for size, indices in by_size.items():
-        group = [configs[i] for i in indices]
-        histories, models = fit_many(model, X, Y, group, epochs=epochs, batch_size=size,
-                                     seed=seed)
-        for i, history, trained in zip(indices, histories, models, strict=True):
-            cost = history.epoch_costs[-1]
-            trials[i] = Trial(configs[i], cost if math.isfinite(cost) else math.inf, history,
-                              trained, number=i)
+    with _trial_bar(len(configs), progress) as bar:
+        for size, indices in by_size.items():
+            group = [configs[i] for i in indices]
+            histories, models = fit_many(model, X, Y, group, epochs=epochs, batch_size=size,
+                                         seed=seed)
+            for i, history, trained in zip(indices, histories, models, strict=True):
+                cost = history.epoch_costs[-1]
+                trials[i] = Trial(configs[i], cost if math.isfinite(cost) else math.inf,
+                                  history, trained, number=i)
+            bar.update(len(indices))
     return trials
 
 
@@ -337,7 +370,7 @@ def _open_study(url: str, attempts: int = 10, **kwargs):
 
 def run_optuna(model, X, Y, space: dict, *, trials: int, epochs: int, study: str,
                storage_url: str, seed: int = 0, sampler_seed: int | None = 0,
-               batch_size: int = 64, prune: bool = True):
+               batch_size: int = 64, prune: bool = True, progress: bool = True):
     """Add ``trials`` trials to the Optuna study ``study`` in ``storage_url`` (created if
     new, joined if it exists: several workers may run this at once). Each trial trains one
     configuration with :func:`gdlab.fit` from ``model`` with ``seed`` (the same mini-batch
@@ -345,7 +378,8 @@ def run_optuna(model, X, Y, space: dict, *, trials: int, epochs: int, study: str
     ``sampler_seed`` seeds TPE (None for workers that share a study, so that they propose
     different trials). The median pruner stops runs whose smoothed cost
     (bias-corrected EWA of J^{t}, β = 0.98) is worse than the median of earlier trials at the
-    same epoch. Returns the optuna study."""
+    same epoch. With ``progress``, a bar on a terminal counts this worker's trials. Returns the
+    optuna study."""
     import copy
 
     import optuna
@@ -396,7 +430,9 @@ def run_optuna(model, X, Y, space: dict, *, trials: int, epochs: int, study: str
         cost = history.epoch_costs[-1]
         return cost if math.isfinite(cost) else math.inf
 
-    the_study.optimize(objective, n_trials=trials)
+    with _trial_bar(trials, progress) as bar:
+        the_study.optimize(objective, n_trials=trials,
+                           callbacks=[lambda study, trial: bar.update()])
     return the_study
 
 
@@ -515,6 +551,62 @@ def figures(trials: list) -> list:
     return out
 
 
+def results_csv(trials: list) -> str:
+    """The ranked trials as CSV text: rank, number, state, final_cost and :data:`COLUMNS`."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["rank", "number", "state", "final_cost", *COLUMNS])
+    for i, t in enumerate(trials, 1):
+        writer.writerow([i, t.number, t.state, repr(t.final_cost),
+                         *("" if t.config.get(c) is None else t.config[c] for c in COLUMNS)])
+    return text.getvalue()
+
+
+def write_results(out, trials: list, dataset, *, data: str, layers, epochs: int, seed: int,
+                  dtype: str, method: str, target: str | None = None, top: int = 5) -> dict:
+    """Write a sweep's folder ``out``: ``results.csv`` (every trial, ranked), ``config.json``
+    (the settings, the best configuration and the ``gdlab fit`` command that trains it), the
+    figures of :func:`figures` and, when some of the ``top`` runs kept their history (vectorized
+    searches), ``report.html`` with their curves — each file atomically. ``trials`` are ranked
+    (:func:`rank`) and trained on ``dataset``. Returns {"command": the best's gdlab fit command,
+    "report": the report's path or None}."""
+    from ..models import accuracy
+    from ..report import write_report
+    from .runs import RunResult
+
+    out = Path(out)
+    best = trials[0]
+    command = fit_command(best.config, data=data, layers=layers, epochs=epochs, seed=seed,
+                          dtype=dtype, target=target)
+    atomic_write(out / "results.csv", results_csv(trials))
+    write_config(out, "sweep", {"data": data, "layers": layers, "epochs": epochs,
+                                "method": method, "seed": seed, "best": best.config,
+                                "best_cost": best.final_cost, "best_command": command})
+    extra = figures(trials)
+    shown = [t for t in trials[:top] if t.history is not None and math.isfinite(t.final_cost)]
+    if not shown:
+        from .figures import save_figure
+
+        for name, fig, _ in extra:
+            save_figure(fig, out / name, dpi=120)
+        return {"command": command, "report": None}
+    runs = [RunResult(optimizer=t.config["optimizer"], schedule=t.config["schedule"] or "constant",
+                      label=f"#{rank} {t.config['optimizer']} α={t.config['lr']:.3g}",
+                      history=t.history, model=t.model, seconds=t.history.times[-1],
+                      train_accuracy=accuracy(t.model, dataset.X_train, dataset.Y_train,
+                                              dataset.task),
+                      test_accuracy=accuracy(t.model, dataset.X_test, dataset.Y_test,
+                                             dataset.task),
+                      config=dict(t.config))
+            for rank, t in enumerate(shown, 1)]
+    report = write_report(out, runs, dataset, title=f"gdlab sweep — top {len(runs)} of "
+                          f"{len(trials)} on {dataset.name}",
+                          config={"data": data, "layers": layers, "epochs": epochs, "seed": seed,
+                                  "method": method},
+                          extra_figures=extra)
+    return {"command": command, "report": report}
+
+
 __all__ = ["Range", "Trial", "parse_space", "read_space", "grid", "random_configs", "rank",
            "run_vectorized", "run_optuna", "study_trials", "fit_command", "table", "figures",
-           "storage", "storage_url", "hide_password", "METHODS"]
+           "storage", "storage_url", "hide_password", "METHODS", "results_csv", "write_results"]

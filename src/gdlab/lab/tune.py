@@ -14,19 +14,22 @@ The sizes that fit are trained from the same initialization and mini-batch order
 the same wall-clock budget (or until a target cost), and ranked by **cost reached per second**:
 (J₀ - J_end)/seconds, with J₀ the cost of the initial network and J_end that of the trained
 one, both on all m training examples. With equal budgets this ranks by the cost reached; with a
-target cost, by the time it took.
+target cost, by the time it took. :func:`write_results` writes them to a folder.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from .._checks import check_positive
+from .._files import atomic_write, write_config
 from ..losses import default_loss
 from ..optim import OPTIMIZERS
 from ..train import Fit
@@ -175,6 +178,23 @@ def _human(n: int | None) -> str:
     return str(n)
 
 
+def check_settings(m: int, *, optimizer: str = "adam", lr: float = 0.01, seconds: float = 5.0,
+                   target_cost: float | None = None, sizes=None,
+                   memory_budget: int | None = None) -> None:
+    """ValueError for any setting :func:`tune_batch_size` would refuse on ``m`` training
+    examples, so that all is checked before anything is trained or written."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+    check_positive("lr", lr)
+    check_positive("seconds", seconds)
+    if target_cost is not None and math.isnan(target_cost):
+        raise ValueError("target_cost must be a number, got nan")
+    if sizes is not None:
+        candidates(m, sizes)
+    if memory_budget is not None and memory_budget <= 0:
+        raise ValueError(f"memory budget must be > 0 bytes, got {memory_budget}")
+
+
 def tune_batch_size(model, X, Y, *, optimizer: str = "adam", lr: float = 0.01,
                     seconds: float = 5.0, target_cost: float | None = None, sizes=None,
                     memory_budget: int | None = None, seed: int = 0, measure=trial_step,
@@ -187,16 +207,14 @@ def tune_batch_size(model, X, Y, *, optimizer: str = "adam", lr: float = 0.01,
     step's bytes (the trial step; replaceable for tests). With m < 2000 and neither ``sizes``
     nor ``force``, batch gradient descent is recommended without training anything.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
-    check_positive("lr", lr)
-    check_positive("seconds", seconds)
     parameter = next(model.parameters())
     X = torch.as_tensor(X).to(device=parameter.device, dtype=parameter.dtype)
     Y = torch.as_tensor(Y).to(parameter.device)
     if Y.is_floating_point():
         Y = Y.to(parameter.dtype)
     m = X.shape[0]
+    check_settings(m, optimizer=optimizer, lr=lr, seconds=seconds, target_cost=target_cost,
+                   sizes=sizes, memory_budget=memory_budget)
     if m < SMALL_M and sizes is None and not force:
         return TuneResult(m=m, results=[SizeResult(batch_size=m, skipped="not tried")],
                           recommended=m, reason=f"m = {m} < {SMALL_M} training examples: use "
@@ -204,8 +222,6 @@ def tune_batch_size(model, X, Y, *, optimizer: str = "adam", lr: float = 0.01,
                           f"advises for small training sets")
     tried = candidates(m, sizes)
     budget = free_memory(parameter.device) if memory_budget is None else int(memory_budget)
-    if budget <= 0:
-        raise ValueError(f"memory budget must be > 0 bytes, got {budget}")
     results = []
     for size in tried:
         result = SizeResult(batch_size=size)
@@ -306,3 +322,26 @@ def figure(result: TuneResult):
         ax.legend(title=f"recommended: {result.recommended}")
         fig.tight_layout()
     return fig
+
+
+def write_results(out, result: TuneResult, config: dict) -> dict:
+    """Write the tuning ``result`` into the folder ``out``: ``config.json`` (``config``, the
+    settings), ``results.json`` (m, the recommendation and its reason, the memory budget and
+    every size: memory, time, epochs, costs, cost per second, its cost curve or why it was
+    skipped) and, when sizes were trained, ``cost_vs_time.png`` — each atomically. Returns
+    {"results": path, "figure": path or None}."""
+    from .figures import save_figure
+
+    out = Path(out)
+    write_config(out, "tune batch-size", config)
+    figure_path = None
+    if result.trained:
+        figure_path = save_figure(figure(result), out / "cost_vs_time.png", dpi=120)
+    rows = [{"batch_size": r.batch_size, "memory": r.memory, "skipped": r.skipped,
+             "seconds": r.seconds, "epochs": r.epochs, "final_cost": r.final_cost,
+             "cost_per_second": r.rate if r.skipped is None else None, "curve": r.curve}
+            for r in result.results]
+    results = atomic_write(out / "results.json", json.dumps(
+        {"m": result.m, "recommended": result.recommended, "reason": result.reason,
+         "memory_budget": result.budget, "sizes": rows}, indent=2, default=str) + "\n")
+    return {"results": results, "figure": figure_path}

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import atomic_path, atomic_write
 from ..ewa import ewa
 from . import figures
 from .style import DPI, is_decayed, optimizer_color
@@ -46,7 +47,8 @@ def write_report(out_dir, runs, dataset, *, title: str = "gdlab compare", config
     CSS/JS, works offline), ``cost_per_iteration.png``, ``epoch_cost.png``,
     ``learning_rate.png``, ``decision_boundary.png`` (classification with two features only),
     ``history.csv`` (one row per run per epoch) and ``minibatch_costs.csv`` (one row per run
-    per mini-batch, with the bias-corrected EWA of J^{t} with ``beta``).
+    per mini-batch, with the bias-corrected EWA of J^{t} with ``beta``), each written
+    atomically (:func:`gdlab._files.atomic_write`).
 
     ``config`` (a dict: data, network, epochs, batch size, seed, ...) is summarised at the
     top; without it, the settings every run's ``config`` shares are. Settings that differ
@@ -68,7 +70,7 @@ def write_report(out_dir, runs, dataset, *, title: str = "gdlab compare", config
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=DPI)
         png = buffer.getvalue()
-        (out / name).write_bytes(png)
+        atomic_write(out / name, png)
         pictures.append((name, png, caption))
     if not figures.has_decision_boundary(dataset):
         (out / "decision_boundary.png").unlink(missing_ok=True)  # stale, from an earlier report
@@ -76,9 +78,7 @@ def write_report(out_dir, runs, dataset, *, title: str = "gdlab compare", config
     _write_history_csv(out / "history.csv", runs)
     _write_minibatch_csv(out / "minibatch_costs.csv", runs, smoothed)
     page = _page(runs, dataset, title=title, config=config, beta=beta, pictures=pictures)
-    path = out / REPORT
-    path.write_text(page, encoding="utf-8")
-    return path
+    return atomic_write(out / REPORT, page)
 
 
 # ---------------------------------------------------------------------------- numbers
@@ -133,7 +133,7 @@ def _number(value, spec: str) -> str:
 
 
 def _write_history_csv(path: Path, runs) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(HISTORY_COLUMNS)
         for run in runs:
@@ -144,7 +144,7 @@ def _write_history_csv(path: Path, runs) -> None:
 
 
 def _write_minibatch_csv(path: Path, runs, smoothed) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(MINIBATCH_COLUMNS)
         for run, smooth in zip(runs, smoothed, strict=True):
@@ -430,6 +430,4 @@ def write_figures_report(out_dir, pictures, runs, *, title: str = "gdlab figures
         explore=_asset("explore.html").format(beta=f"{beta:g}") if runs else "",
         data=_data_json(runs, beta) if runs else '{"beta":0.9,"runs":[]}',
         css=_asset("report.css"), js=_asset("report.js"))
-    path = out / REPORT
-    path.write_text(page, encoding="utf-8")
-    return path
+    return atomic_write(out / REPORT, page)

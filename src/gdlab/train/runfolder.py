@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._files import CONFIG, atomic_write, write_config
+from .._files import CONFIG, FolderLock, atomic_write, lock_folder, write_config
 from .callbacks.control import CONTROL, STATUS
 
 if TYPE_CHECKING:
@@ -145,6 +145,25 @@ class FitRun:
     resumed: bool
     manual_lr: float | None
     main_rank: bool
+    lock: FolderLock | None = None  # rank 0 holds the folder until close()
+
+    def close(self) -> None:
+        """Give the run folder back (the end of the run's life in this process)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def resume_note(self) -> str:
+        """What a failed write leaves safe: the newest good checkpoint, and how to go on."""
+        from .callbacks.checkpoint import CheckpointError, latest_checkpoint
+
+        try:
+            found = latest_checkpoint(self.out, on_message=lambda text: None)
+        except CheckpointError:
+            found = None
+        if found is None:
+            return f"no checkpoint was saved: gdlab fit --out {self.out} starts the run again"
+        return (f"the checkpoint at epoch {found[0]['epoch_num']} is intact: gdlab fit --resume "
+                f"{self.out} continues from there")
 
     @property
     def label(self) -> str:
@@ -217,8 +236,11 @@ def resume(run_dir, **options) -> Fit:
     raises :class:`~gdlab.train.Diverged` after the results so far are written; Ctrl-C raises
     KeyboardInterrupt with the checkpoint saved. (report.html is written by the command.)"""
     run = resume_run(run_dir, **options)
-    failure = run.train()
-    run.write_results()
+    try:
+        failure = run.train()
+        run.write_results()
+    finally:
+        run.close()
     if failure is not None:
         raise failure
     return run.fit
@@ -236,18 +258,6 @@ def _absolute(text):
     return text
 
 
-def _check_not_running(out: Path, resuming: bool) -> None:
-    from .callbacks.control import read_status
-
-    try:
-        status = read_status(out) if out.is_dir() else None
-    except ValueError:
-        status = None
-    if status is not None and status["alive"]:
-        what = "stop it before resuming" if resuming else "choose another --out"
-        raise ValueError(f"{out} is still running (process {status.get('pid')}): {what}")
-
-
 def _set_up(out: Path, settings: dict, *, resuming: bool, manual_lr=None, progress: bool,
             shard_optimizer_state: bool, on_message) -> FitRun:
     """Check, build the model, the optimizer and the Fit, load the checkpoint, then write
@@ -263,8 +273,6 @@ def _set_up(out: Path, settings: dict, *, resuming: bool, manual_lr=None, progre
 
     hyper = check_settings(settings)
     main_rank = is_main_process()
-    if main_rank:
-        _check_not_running(out, resuming)
     dtype = DTYPES[settings["dtype"]]
     lr, schedule_text = settings["lr"], settings["schedule"]
     schedule = parse_schedule(schedule_text, lr) if schedule_text else constant(lr)
@@ -288,29 +296,35 @@ def _set_up(out: Path, settings: dict, *, resuming: bool, manual_lr=None, progre
                          f"resuming would not continue the same run")
     config = {**settings, "layers": layers, "schedule": schedule_text or "constant",
               "data_fingerprint": fingerprint}
-    found = _checkpoint(out, settings["epochs"], on_message) if resuming else None
-    run = Fit(model, *train, optimizer, epochs=settings["epochs"], loss=loss, val=val,
-              batch_size=batch_size, schedule=schedule, seed=settings["seed"],
-              progress=progress, on_divergence=settings["on_divergence"],
-              divergence_factor=settings["divergence_factor"],
-              reduce_factor=settings["reduce_factor"], run_dir=out,
-              checkpoint_every=settings["checkpoint_every"],
-              shard_optimizer_state=shard_optimizer_state)
-    if found is not None:
-        try:
-            run.load_state_dict(found)
-        except ValueError as e:
-            raise ValueError(f"the checkpoint in {out} does not match its config.json: "
-                             f"{e}") from None
-    if manual_lr is not None:
-        run.set_lr(manual_lr)  # checked: lr must be > 0
-    _add_callbacks(run, dataset)
-    if main_rank:
-        if resuming:
-            write_config(out, "fit", config)
-        else:
-            _clear(out, config)
-    return FitRun(out, run, dataset, config, found is not None, manual_lr, main_rank)
+    lock = lock_folder(out, "gdlab fit") if main_rank else None  # before the checkpoint is read
+    try:
+        found = _checkpoint(out, settings["epochs"], on_message) if resuming else None
+        run = Fit(model, *train, optimizer, epochs=settings["epochs"], loss=loss, val=val,
+                  batch_size=batch_size, schedule=schedule, seed=settings["seed"],
+                  progress=progress, on_divergence=settings["on_divergence"],
+                  divergence_factor=settings["divergence_factor"],
+                  reduce_factor=settings["reduce_factor"], run_dir=out,
+                  checkpoint_every=settings["checkpoint_every"],
+                  shard_optimizer_state=shard_optimizer_state)
+        if found is not None:
+            try:
+                run.load_state_dict(found)
+            except ValueError as e:
+                raise ValueError(f"the checkpoint in {out} does not match its config.json: "
+                                 f"{e}") from None
+        if manual_lr is not None:
+            run.set_lr(manual_lr)  # checked: lr must be > 0
+        _add_callbacks(run, dataset)
+        if main_rank:
+            if resuming:
+                write_config(out, "fit", config)
+            else:
+                _clear(out, config)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return FitRun(out, run, dataset, config, found is not None, manual_lr, main_rank, lock)
 
 
 def _checkpoint(out: Path, epochs: int, on_message) -> dict | None:

@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from ..._checks import check_positive_int
-from ..._files import fsync_dir, temporary
+from ..._files import WriteError, fsync_dir, temporary
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY_LOG = "history.jsonl"
@@ -89,14 +89,18 @@ def save_checkpoint(state: dict, run_dir) -> Path:
             stale.unlink(missing_ok=True)
     delay = _test_delay()
     tmp = temporary(path)
-    with open(tmp, "wb") as f:
-        if delay:
-            f.write(data[:len(data) // 2])
+    try:
+        with open(tmp, "wb") as f:
+            if delay:
+                f.write(data[:len(data) // 2])
+                f.flush()
+                time.sleep(delay)
+            f.write(data[len(data) // 2:] if delay else data)
             f.flush()
-            time.sleep(delay)
-        f.write(data[len(data) // 2:] if delay else data)
-        f.flush()
-        os.fsync(f.fileno())
+            os.fsync(f.fileno())
+    except OSError as error:  # no space, file too large, read-only: the old checkpoint stays
+        tmp.unlink(missing_ok=True)
+        raise WriteError.of(error, path) from None
     if path.exists():
         os.replace(path, previous)
         if delay:
@@ -210,18 +214,24 @@ class HistoryLog:
         if any(chunk[name] for name in ("costs", "epoch_costs", "lrs", "times", "events")) \
                 or any(chunk["metrics"].values()):
             line, delay = json.dumps(chunk).encode() + b"\n", _test_delay(TEST_HISTORY_DELAY_ENV)
-            if delay:
-                self.file.write(line[:len(line) // 2])
+            try:
+                if delay:
+                    self.file.write(line[:len(line) // 2])
+                    self.file.flush()
+                    time.sleep(delay)
+                    line = line[len(line) // 2:]
+                self.file.write(line)
                 self.file.flush()
-                time.sleep(delay)
-                line = line[len(line) // 2:]
-            self.file.write(line)
-            self.file.flush()
+            except OSError as error:  # what the checkpoint covers stays intact
+                raise WriteError.of(error, self.path) from None
         self.written = history._lengths()
 
     def sync(self) -> int:
         """Flush the file to the disk; its length in bytes."""
-        os.fsync(self.file.fileno())
+        try:
+            os.fsync(self.file.fileno())
+        except OSError as error:
+            raise WriteError.of(error, self.path) from None
         return self.file.tell()
 
     def close(self) -> None:
