@@ -55,7 +55,7 @@ def _error(capsys, *argv) -> str:
 # ---------------------------------------------------------------------------- figures
 
 
-def test_figures_writes_all_seven_and_the_report(tmp_path, capsys, monkeypatch):
+def test_figures_writes_all_eight_and_the_report(tmp_path, capsys, monkeypatch):
     drawn = {}
     real_png = figures.png_bytes
 
@@ -75,14 +75,14 @@ def test_figures_writes_all_seven_and_the_report(tmp_path, capsys, monkeypatch):
         assert f"figure {spec.number}: {out / spec.file}" in stdout
     assert json.loads((out / "config.json").read_text())["command"] == "figures"
     page = (out / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 7 and 'id="explore"' in page
-    # the seven figures, by their matplotlib objects (figure 5: paths and traces, 2 × 3)
+    assert page.count('src="data:image/png;base64,') == 8 and 'id="explore"' in page
+    # the eight figures, by their matplotlib objects (figure 5: paths and traces, 2 × 3)
     panels = sorted(len(fig.axes) for fig in drawn.values())
-    assert len(drawn) == 7 and panels == [1, 1, 1, 2, 2, 3, 6]
+    assert len(drawn) == 8 and panels == [1, 1, 1, 1, 2, 2, 3, 6]
     titles = " | ".join(drawn)
     for words in ("Batch vs mini-batch", "stochastic gradient descent", "daily high",
                   "Bias correction", "oscillates", "Learning-rate decay",
-                  "Do powers of two run faster?"):
+                  "Do powers of two run faster?", "Adam with L2 decays the flat coordinates"):
         assert words in titles, words
     # a second run into the same (gdlab) folder is allowed; a foreign folder is not
     assert run(capsys, "figures", "bias-correction", "--out", out)[0] == 0

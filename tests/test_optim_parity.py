@@ -639,11 +639,14 @@ def test_safetensors_save_model_of_a_model_trained_flat(name, tmp_path):
 def test_weight_decay_comparison_of_a_real_run():
     """The data of the AdamW-against-L2 figure: Adam with L2 settles at h/(h + λ), decaying the
     coordinates the loss barely constrains to nothing; AdamW shrinks every coordinate alike."""
-    from gdlab.optim.weight_decay import compare_weight_decay
+    from gdlab.lab.weight_decay import weight_decay_data, weight_decay_title
 
-    result = compare_weight_decay([1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0], steps=4000)
-    torch.testing.assert_close(torch.tensor(result["l2"]), torch.tensor(result["l2_fixed_point"]),
+    result = weight_decay_data([1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0], steps=4000)
+    torch.testing.assert_close(torch.tensor(result.l2), torch.tensor(result.l2_fixed_point),
                                rtol=0, atol=2e-3)
-    assert result["l2"][0] < 0.02 and result["l2"][-1] > 0.99
-    decoupled = torch.tensor(result["decoupled"])
+    assert result.l2[0] < 0.02 and result.l2[-1] > 0.99
+    decoupled = torch.tensor(result.decoupled)
     assert decoupled.min() > 0.98 and decoupled.max() - decoupled.min() < 5e-3
+    title = weight_decay_title(result)  # the figure's claim is these numbers
+    assert f"W from {result.l2[0]:.3f} at h = 1e-03 to {result.l2[-1]:.3f}" in title
+    assert f"W from {decoupled.min():.3f} to {decoupled.max():.3f}" in title

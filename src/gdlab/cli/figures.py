@@ -18,7 +18,7 @@ from .common import CommandError, _names, take_out_dir
 #: the lecture's figures in gdlab.lab.figures.FIGURES, by number, and the test functions of
 #: gdlab.lab.landscape.LANDSCAPES (light copies for the parser; a test keeps them equal)
 FIGURES = ("minibatch-cost", "paths", "ewa", "bias-correction", "oscillation", "decay",
-           "powers-of-two")
+           "powers-of-two", "weight-decay")
 LANDSCAPES = ("elongated", "rosenbrock", "beale")
 SCHEDULE_OPTIONS = {  # command-line option -> the schedule's argument
     "decay_rate": "decay_rate", "time_interval": "time_interval", "base": "base", "k": "k",

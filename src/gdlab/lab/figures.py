@@ -61,6 +61,7 @@ from ..optim import GD
 from ..report.style import DPI, OKABE_ITO, optimizer_color, styled
 from ..train import History, fit
 from . import landscape
+from .weight_decay import weight_decay_figure
 
 #: colours of the three batch sizes (batch GD has plain GD's colour)
 BATCH_COLORS = {"batch": optimizer_color("gd"), "mini-batch": OKABE_ITO["orange"],
@@ -972,6 +973,14 @@ FIGURES = {spec.name: spec for spec in (
                "interleaved runs, measured on the machine that drew this figure. The title "
                "says what it measured there: whether a power of two ran faster than its "
                "neighbours by more than the run-to-run noise."),
+    FigureSpec(8, "weight-decay", "8_weight_decay.png", "AdamW is not Adam with L2",
+               "Adam with weight_decay=λ (L2: λ·W added to dW) and AdamW (decoupled: W shrinks "
+               "by α·λ·W a step) on a bowl J = ½·Σ hᵢ·(Wᵢ − 1)² whose curvatures span six "
+               "decades, from W = 0 with the same α and λ. L2's decay goes through Adam's "
+               "division by √Ŝ + ε with the gradient, so Adam settles where hᵢ·(Wᵢ − 1) + λ·Wᵢ "
+               "= 0, at hᵢ/(hᵢ + λ): the coordinates the loss barely holds are decayed to "
+               "nothing, the steep ones not at all. AdamW shrinks every coordinate by the same "
+               "fraction. The title's numbers are the runs' final weights."),
 )}
 ALIASES = {str(spec.number): name for name, spec in FIGURES.items()}
 
@@ -1011,6 +1020,8 @@ def build(names=None, *, seed: int = 0) -> tuple[dict[str, Figure], list[CostRun
             figs[name] = oscillation()
         elif name == "decay":
             figs[name] = learning_rate_decay(seed=seed)
+        elif name == "weight-decay":
+            figs[name] = weight_decay_figure()
         else:
             figs[name] = batch_timing(batch_timing_data(seed=seed))
     return figs, runs

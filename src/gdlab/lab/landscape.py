@@ -122,8 +122,17 @@ def trajectory(function, optimizer: str, lr: float | None = None, steps: int | N
         else:
             path.append(point)
 
-    fit(surface, [_NO_DATA], opt, epochs=steps, loss=_cost, callbacks=[record], progress=False)
+    descend(surface, opt, steps, record)
     return np.asarray(path)
+
+
+def descend(cost_model, optimizer, steps: int, callback=None) -> None:
+    """``steps`` steps of ``optimizer`` on the cost that ``cost_model``'s output is (a module
+    whose forward returns J of its parameters, whatever its input): :func:`gdlab.fit` over one
+    mini-batch of no data per epoch; ``callback(run)`` after each step (``run.stop()`` ends
+    the descent)."""
+    fit(cost_model, [_NO_DATA], optimizer, epochs=steps, loss=_cost,
+        callbacks=[callback] if callback is not None else [], progress=False)
 
 
 class _Surface(torch.nn.Module):
