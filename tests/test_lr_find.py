@@ -10,9 +10,10 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from gdlab.lab.lr_find import SKIP_START, LRFind, lr_find, steepest_fall
+from test_batches import _Pairs
 
 M = 256
 
@@ -151,17 +152,6 @@ def test_no_fall_no_suggestion():
     assert result.suggestion is None and result.spread is None
     assert "did not fall" in result.summary()
     assert isinstance(result.figure(), Figure)
-
-
-class _Pairs(Dataset):
-    def __init__(self, X, Y):
-        self.X, self.Y = X, Y
-
-    def __len__(self):
-        return len(self.X)
-
-    def __getitem__(self, i):
-        return self.X[i], self.Y[i]
 
 
 @pytest.mark.parametrize("kind", ["tensors", "numpy", "train_val", "tensor_dataset", "dataset",
