@@ -2,6 +2,7 @@
 
 import csv
 import fcntl
+import json
 import math
 import os
 import pty
@@ -164,3 +165,90 @@ def test_a_progress_bar_over_trials_on_a_terminal_only(tmp_path, capsys):
     assert "trial/s" not in capsys.readouterr().err
     status, shown = _on_a_terminal([*argv, "--out", "quiet", "-q"], tmp_path)
     assert status == 0 and "trial/s" not in shown
+
+
+YOUR_MODEL = '''
+import torch
+from torch import nn
+
+
+def make_model():
+    return nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def make_plain_model():
+    return nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Dropout(0.1), nn.Linear(8, 3))
+
+
+def make_data():
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(160, 2, generator=gen)
+    Y = (X[:, 0] > 0).long() + (X[:, 1] > 0.5).long()
+    return (X[:120], Y[:120]), (X[120:], Y[120:])
+'''
+
+
+@pytest.fixture
+def mine(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text(YOUR_MODEL)
+    return str(path)
+
+
+def _sweep_your_model(mine, tmp_path, model, *extra):
+    out = tmp_path / model
+    status = main(["sweep", "--model", f"{mine}:{model}", "--data", f"{mine}:make_data",
+                   "--method", "grid", "--lr", "1e-3:1e-1", "--points", "3", "--epochs", "2",
+                   "--out", str(out), "-q", *extra])
+    return status, out, list(csv.DictReader((out / "results.csv").open()))
+
+
+def test_cli_sweep_your_model_vectorized_ranks_by_validation(mine, tmp_path, capsys):
+    status, out, rows = _sweep_your_model(mine, tmp_path, "make_plain_model")
+    assert status == 0
+    captured = capsys.readouterr()
+    assert "cannot train" not in captured.err  # vectorized: no fallback
+    assert "ranked by validation cost (last epoch)" in captured.out
+    val = [float(r["val_cost"]) for r in rows]
+    assert len(rows) == 3 and val == sorted(val)
+    assert all(0 <= float(r["val_accuracy"]) <= 1 for r in rows)
+    command = captured.out.strip().splitlines()[-1]
+    assert command.startswith(f"gdlab fit --model {mine}:make_plain_model --data ")
+    assert "--layers" not in command and (out / "report.html").exists()
+    assert f"best: val cost {val[0]:.6f}" in captured.out
+    config = json.loads((out / "config.json").read_text())
+    assert config["ranked_by"] == "val_cost" and config["best_val_cost"] == val[0]
+
+
+def test_cli_sweep_batch_norm_falls_back_to_one_by_one(mine, tmp_path, capsys):
+    status, out, rows = _sweep_your_model(mine, tmp_path, "make_model")
+    assert status == 0
+    err = capsys.readouterr().err
+    assert err.strip() == ("gdlab sweep: warning: cannot train the configurations vectorized: "
+                           "BatchNorm1d in training mode updates its running statistics in "
+                           "place, which torch.func.vmap cannot batch; training them one by one")
+    val = [float(r["val_cost"]) for r in rows]
+    assert len(rows) == 3 and val == sorted(val) and all(math.isfinite(v) for v in val)
+
+
+def test_cli_sweep_your_model_with_optuna_minimizes_the_validation_cost(mine, tmp_path, capsys):
+    optuna = pytest.importorskip("optuna")
+    status, out, rows = _sweep_your_model(mine, tmp_path, "make_plain_model", "--method", "tpe",
+                                          "--trials", "2")
+    assert status == 0 and len(rows) == 2
+    study = optuna.load_study(study_name="gdlab-sweep", storage=f"sqlite:///{out / 'study.db'}")
+    assert sorted(t.value for t in study.trials) == [float(r["val_cost"]) for r in rows]
+    assert all(r["final_cost"] and float(r["final_cost"]) != float(r["val_cost"]) for r in rows)
+
+
+def test_cli_sweep_your_model_bad_input_is_one_line_and_writes_nothing(mine, tmp_path, capsys):
+    out = tmp_path / "never"
+    for argv, message in (
+            (["--model", f"{mine}:make_model", "--data", "nosuch.py:make_data"],
+             "--data 'nosuch.py:make_data': no such file nosuch.py"),
+            (["--model", f"{mine}:make_model", "--data", f"{mine}:make_data", "--layers", "2,3"],
+             "--layers sizes gdlab's own MLP"),
+            (["--loss", "mse"], "--loss applies to --model")):
+        assert main(["sweep", *argv, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and not out.exists()

@@ -131,3 +131,67 @@ def test_dtype_is_explained(command, capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--dtype {float32,float64} floating-point type of the data, the weights and the " \
            "optimizer's state: float32 (fast) or float64" in text
+
+
+YOUR_MODEL = '''
+import torch
+from torch import nn
+
+
+def make_model():
+    return nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def make_data():
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(400, 2, generator=gen)
+    Y = (X[:, 0] > 0).long() + (X[:, 1] > 0.5).long()
+    return X, Y  # no validation data of its own: a fifth is held out
+'''
+
+
+def test_cli_tune_your_model_by_time_to_a_validation_cost(tmp_path, capsys):
+    import json
+
+    spec = tmp_path / "mine.py"
+    spec.write_text(YOUR_MODEL)
+    out = tmp_path / "t"
+    argv = ["tune", "batch-size", "--model", f"{spec}:make_model", "--data",
+            f"{spec}:make_data", "--seconds", "0.1"]
+    assert main([*argv, "--sizes", "16,64,256", "--memory", "1G", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0] == f"{spec}:make_model on {spec}:make_data: 320 training " \
+                                   "examples, 80 for validation"
+    assert "ranked by the time to reach the validation cost" in text
+    result = json.loads((out / "results.json").read_text())
+    target, sizes = result["target_val_cost"], result["sizes"]
+    assert result["ranked_by"] == "time to the target validation cost"
+    times = [s["time_to_target"] for s in sizes]
+    assert None not in times and times == sorted(times)  # the default target: all reach it
+    assert target == max(min(c for _, c in s["val_curve"]) for s in sizes)
+    assert f"recommended mini-batch size: {sizes[0]['batch_size']} — mini-batch " \
+           f"{sizes[0]['batch_size']} reached the validation cost {target:.4g} fastest" in text
+    assert text.splitlines()[-1].startswith(f"results: {out} (results.json")
+    assert main([*argv, "--out", str(tmp_path / "gd")]) == 0  # m = 320 < 2000: batch GD
+    assert "recommended mini-batch size: 320 — m = 320 < 2000" in capsys.readouterr().out
+
+
+def test_tune_any_model_on_a_dataset_with_a_loss_and_a_budget():
+    """A Dataset, a loss of one's own, a held-out share, and a memory budget that only the
+    small sizes fit (the trial step's measure on the CPU)."""
+    from torch.utils.data import TensorDataset
+
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(300, 4, generator=g)
+    Y = X.sum(1, keepdim=True)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    need = {b: tune.trial_step(model, X, Y, b, loss=torch.nn.MSELoss()) for b in (16, 32, 64)}
+    assert need[16] < need[32] < need[64]
+    result = tune.tune_batch_size(model, TensorDataset(X, Y), sizes=[16, 32, 64], seconds=0.1,
+                                  loss=torch.nn.MSELoss(), val_fraction=0.25,
+                                  memory_budget=(need[32] + need[64]) // 2)
+    assert result.m == 225 and result.target is not None
+    assert sorted(r.batch_size for r in result.trained) == [16, 32]
+    assert "over the budget" in result.skipped[0].skipped
+    assert all(r.val_curve and r.best_val_cost <= r.val_curve[0][1] for r in result.trained)

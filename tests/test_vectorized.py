@@ -145,3 +145,57 @@ def test_bad_hyperparameter_is_refused_by_the_optimizer(data):
         VectorizedFit(model, X, Y, [{"optimizer": "adam", "lr": 0.1, "beta1": 1.5}], epochs=1)
     with pytest.raises(ValueError, match="takes"):
         VectorizedFit(model, X, Y, [{"optimizer": "gd", "lr": 0.1, "beta": 0.9}], epochs=1)
+
+
+class _Scaled(torch.nn.Module):
+    """A module of the user's with a buffer (a fixed input scale) that forward reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("scale", torch.tensor([2.0, 0.5], dtype=torch.float64))
+        self.net = torch.nn.Sequential(torch.nn.Linear(2, 6), torch.nn.Tanh(),
+                                       torch.nn.Linear(6, 3)).double()
+
+    def forward(self, x):
+        return self.net(x * self.scale)
+
+
+def test_any_module_with_buffers_and_validation_equals_fit():
+    """vmap over functional_call of a module of the user's (its buffer shared, the cost
+    inferred: cross-entropy of class indices) gives each configuration's costs and validation
+    figures as its own gdlab.fit does."""
+    g = torch.Generator().manual_seed(4)
+    X = torch.randn(90, 2, generator=g, dtype=torch.float64)
+    Y = (X[:, 0] > 0).long() + (X[:, 1] > 0.5).long()
+    val = (X[60:], Y[60:])
+    torch.manual_seed(0)
+    model = _Scaled()
+    configs = [{"optimizer": "adam", "lr": lr} for lr in (0.01, 0.05)]
+    run = VectorizedFit(model, X[:60], Y[:60], configs, epochs=3, batch_size=16, seed=2, val=val)
+    assert run.path == "vmap"
+    histories = run.run()
+    for config, history in zip(configs, histories, strict=True):
+        net = copy.deepcopy(model)
+        ref = gdlab.fit(net, X[:60], Y[:60], gdlab.optim.OPTIMIZERS["adam"](
+            net.parameters(), lr=config["lr"]), epochs=3, batch_size=16, seed=2, val=val,
+            progress=False)
+        torch.testing.assert_close(torch.tensor(history.costs), torch.tensor(ref.costs),
+                                   rtol=0, atol=1e-10)
+        for name in ("val_cost", "val_accuracy"):
+            assert history.metrics[name] == pytest.approx(ref.metrics[name], abs=1e-10)
+
+
+def test_why_not_vectorized_names_batch_norm_in_training_mode():
+    X, Y = torch.randn(20, 2), torch.randint(0, 3, (20,))
+    torch.manual_seed(0)
+    batch_norm = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.BatchNorm1d(4),
+                                     torch.nn.Linear(4, 3))
+    before = copy.deepcopy(batch_norm.state_dict())
+    reason = vectorized.why_not_vectorized(batch_norm, X, Y)
+    assert reason.startswith("BatchNorm1d in training mode updates its running statistics")
+    for key, value in batch_norm.state_dict().items():  # the trial ran on a copy
+        assert torch.equal(value, before[key])
+    assert vectorized.why_not_vectorized(batch_norm.eval(), X, Y) is None  # frozen statistics
+    plain = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Dropout(0.2),
+                                torch.nn.Linear(4, 3))
+    assert vectorized.why_not_vectorized(plain, X, Y) is None  # (one dropout mask for all)

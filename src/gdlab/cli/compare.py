@@ -82,14 +82,15 @@ def _compare_builtin(args, optimizers, decay, lr) -> None:
 
 
 def _compare_model(args, optimizers, decay, lr) -> None:
-    from .._spec import call_spec, is_spec, load_spec
+    from .._spec import load_spec
+    from ..data.datasets import user_data
     from ..lab.compare import compare
     from ..losses import named_loss
 
     if args.layers is not None:
         raise CommandError("--layers sizes gdlab's own MLP; with --model the model is yours")
     factory = load_spec(args.model, "--model")
-    data = call_spec(args.data, "--data") if is_spec(args.data) else _builtin_tensors(args)
+    data = user_data(args.data, target=args.target, seed=args.seed)
     loss = named_loss(args.loss)
     with take_out_dir(args.out, args.force, "gdlab compare") as out:
         comparison = compare(factory, data, optimizers=optimizers, lr=lr, epochs=args.epochs,
@@ -106,19 +107,6 @@ def _compare_model(args, optimizers, decay, lr) -> None:
     print(f"report: {report}")
 
 
-def _builtin_tensors(args):
-    """gdlab's own data for a model of the user's: ((X, Y), (X_test, Y_test)) tensors."""
-    import torch
-
-    from ..data.datasets import load_data
-
-    dataset = load_data(args.data, target=args.target, seed=args.seed)
-    return ((torch.as_tensor(dataset.X_train, dtype=torch.float32),
-             torch.as_tensor(dataset.Y_train)),
-            (torch.as_tensor(dataset.X_test, dtype=torch.float32),
-             torch.as_tensor(dataset.Y_test)))
-
-
 #: the default --epochs: gdlab's small MLP trains in a second; a model of the user's is larger
 BUILTIN_EPOCHS, MODEL_EPOCHS = 100, 10
 def _lr_text(text, comparison):
@@ -128,7 +116,8 @@ def _lr_text(text, comparison):
 
 
 def cmd_lr_find(args) -> None:
-    from .._spec import call_spec, is_spec, load_spec
+    from .._spec import load_spec
+    from ..data.datasets import user_data
     from ..lab.lr_find import lr_find
     from ..losses import named_loss
 
@@ -136,7 +125,7 @@ def cmd_lr_find(args) -> None:
     _names(args.optimizer, OPTIMIZERS, "optimizer")
     if args.model is not None:
         model = load_spec(args.model, "--model")()
-        data = call_spec(args.data, "--data") if is_spec(args.data) else _builtin_tensors(args)
+        data = user_data(args.data, target=args.target, seed=args.seed)
     else:
         import torch
 

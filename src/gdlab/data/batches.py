@@ -366,6 +366,28 @@ def split(X, Y, fraction: float, seed: int | None = None):
     return X[train], Y[train], X[val], Y[val]
 
 
+def held_out(train: tuple, val, fraction: float, seed: int = 0):
+    """(train, val): ``val`` as given, or ``fraction`` of the training data held out (seeded)
+    when there is none — rows of tensors (X, Y) by :func:`split`, items of
+    a Dataset by ``torch.utils.data.random_split``."""
+    from torch.utils.data import random_split
+
+    if val is not None:
+        return train, val
+    if len(train) == 2:
+        X, Y, X_val, Y_val = split(*train, fraction, seed)
+        return (X, Y), (X_val, Y_val)
+    dataset = train[0]
+    if not hasattr(dataset, "__len__") or not 0 < fraction < 1 or len(dataset) < 2:
+        raise ValueError(f"holding out a share of the data for validation needs a Dataset of "
+                         f"at least 2 items with a length and a fraction in (0, 1); got "
+                         f"{type(dataset).__name__} and {fraction!r}: give validation data")
+    n_val = min(max(1, round(fraction * len(dataset))), len(dataset) - 1)
+    kept, held = random_split(dataset, [len(dataset) - n_val, n_val],
+                              generator=torch.Generator().manual_seed(seed))
+    return (kept,), held
+
+
 def batch_source(X, Y=None, batch_size: int = 64, *, device=None, dtype=None,
                  indices: bool = False):
     """The batch source for data given as ``fit`` takes it: X and Y (tensors, numpy arrays or

@@ -727,3 +727,18 @@ def describe(dataset: Dataset) -> str:
     elif d.task == "regression":
         line += f", {d.n_outputs} output{'s' if d.n_outputs != 1 else ''}"
     return line
+
+
+def user_data(text, *, target=None, seed: int = 0):
+    """The data ``--data`` names for a model of the user's: what a SPEC (path/to/file.py:function)
+    returns, or one of gdlab's sets (a name or CSV/NPZ file) as ((X, Y), (X_test, Y_test))
+    tensors, the test part its validation data."""
+    import torch
+
+    from .._spec import call_spec, is_spec
+
+    if is_spec(text):
+        return call_spec(text, "--data")
+    d = load_data(text, target=target, seed=seed)
+    return ((torch.as_tensor(d.X_train), torch.as_tensor(d.Y_train)),
+            (torch.as_tensor(d.X_test), torch.as_tensor(d.Y_test)))  # (fit: the model's dtype)

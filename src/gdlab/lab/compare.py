@@ -102,7 +102,7 @@ def _warm_up(setup: Setup, optimizers, batch_size: int) -> None:
                 epochs=1, batch_size=rows, seed=0, progress=False, loss=setup.loss)
 
 
-def _own_setup(model, data, seed: int, loss) -> Setup:
+def own_setup(model, data, seed: int, loss) -> Setup:
     """The initial model (a factory is called under ``torch.manual_seed(seed)``) and the data
     as ``fit`` takes it (:func:`gdlab.data.batches.train_and_val`)."""
     if callable(model) and not isinstance(model, nn.Module):
@@ -301,7 +301,7 @@ def compare(model=None, data="moons", *, layers=None, optimizers=tuple(OPTIMIZER
     bar = ProgressBar(len(plan) * epochs * seeds) if progress else None
     runs, lrs = [], None
     for s in range(seed, seed + seeds):
-        setup = _own_setup(model, data, s, loss) if own else Setup(
+        setup = own_setup(model, data, s, loss) if own else Setup(
             initial_model(dataset, layers, s, DTYPES[dtype]),
             (torch.as_tensor(dataset.X_train, dtype=DTYPES[dtype]),
              torch.as_tensor(dataset.Y_train)), None, None)

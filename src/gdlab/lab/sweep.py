@@ -11,8 +11,16 @@ Searches: ``grid`` (ranges cut into ``points`` values), ``random`` (``trials`` s
 trained **vectorized**, every configuration sharing an optimizer and a mini-batch size in one
 batched run (:mod:`gdlab.lab.vectorized`) — and ``tpe`` (Optuna's TPE sampler with median
 pruning of hopeless runs on the smoothed cost; trials run one by one and may run on many
-machines that share the study's storage). Runs are ranked by their final epoch cost;
-:func:`write_results` writes results.csv, config.json, the figures and the report.
+machines that share the study's storage). Any ``nn.Module`` may be swept: tensors X, Y or
+a Dataset, with a cost of your own (``loss=``) or the one gdlab infers. A model whose forward
+``torch.func.vmap`` cannot run (BatchNorm in training mode, other in-place changes; found by
+one trial step, :func:`~gdlab.lab.vectorized.why_not_vectorized`) or data that are not
+tensors are trained one by one instead, and the message says so.
+
+Runs are ranked by their **validation cost** (``val=``: data they do not train on) at the last
+epoch, or by their final epoch cost when there is no validation data (:func:`ranked_by`);
+:func:`write_results` writes results.csv (both costs and the validation accuracy),
+config.json, the figures and the report.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from .._checks import check_beta, check_nonnegative, check_positive
 from .._files import atomic_write, write_config
 from ..optim import OPTIMIZERS
 from ..schedules import SCHEDULES, parse_schedule
-from .vectorized import NUMERIC, fit_many
+from .vectorized import NUMERIC, fit_many, why_not_vectorized
 
 NAMES = ("optimizer", "lr", "beta", "beta1", "beta2", "eps", "batch_size", "schedule",
          "decay_rate")
@@ -214,16 +222,71 @@ class Trial:
     number: int | None = None
     state: str = "complete"  # or "pruned"
     extra: dict = field(default_factory=dict)
+    val_cost: float | None = None  # J on the validation data at the last epoch (None: none)
+    val_accuracy: float | None = None
+
+    @property
+    def score(self) -> float:
+        """What the ranking compares: the validation cost where there is one, else the final
+        epoch cost."""
+        return self.final_cost if self.val_cost is None else self.val_cost
+
+
+def ranked_by(trials: list) -> str:
+    """"val_cost" when some trial has a validation cost, else "final_cost"."""
+    return "val_cost" if any(t.val_cost is not None for t in trials) else "final_cost"
 
 
 def rank(trials: list) -> list:
-    """Best first: lowest final cost; non-finite (diverged) and pruned runs last."""
+    """Best first: lowest validation cost (or final cost without validation data, see
+    :func:`ranked_by`); non-finite (diverged) and pruned runs last."""
+    by = ranked_by(trials)
+
     def key(trial):
-        cost = trial.final_cost
+        cost = getattr(trial, by)
         finite = cost is not None and math.isfinite(cost) and trial.state == "complete"
         return (not finite, cost if finite else math.inf)
 
     return sorted(trials, key=key)
+
+
+def _last(history, name):
+    values = history.metrics.get(name)
+    return float(values[-1]) if values else None
+
+
+def _trial(config, history, model, number) -> Trial:
+    cost = history.epoch_costs[-1] if history.epoch_costs else math.inf
+    val_cost = _last(history, "val_cost")
+    return Trial(config, cost if math.isfinite(cost) else math.inf, history, model,
+                 number=number, val_accuracy=_last(history, "val_accuracy"),
+                 val_cost=None if val_cost is None else
+                 (val_cost if math.isfinite(val_cost) else math.inf))
+
+
+def train_one(model, data: tuple, config: dict, *, epochs: int, seed: int = 0, loss=None,
+              val=None, callbacks=()):
+    """One configuration trained alone with :class:`~gdlab.train.Fit` from a copy of
+    ``model`` (``data``: fit's data arguments, (X, Y) or (dataset,)); torch's RNG seeded with
+    ``seed`` (the same dropout masks for every configuration). Returns (history, network)."""
+    import copy
+
+    import torch
+
+    from ..schedules import constant, parse_schedule
+    from ..train import Fit
+
+    net = copy.deepcopy(model)
+    hyper = {k: config[k] for k in NUMERIC[config["optimizer"]] if k in config}
+    opt = OPTIMIZERS[config["optimizer"]](net.parameters(), lr=config["lr"], **hyper)
+    schedule = parse_schedule(config["schedule"], config["lr"]) if config.get("schedule") \
+        else constant(config["lr"])
+    m = len(data[0])
+    torch.manual_seed(seed)
+    history = Fit(net, *data, opt, epochs=epochs, batch_size=min(config["batch_size"], m),
+                  schedule=schedule, seed=seed, progress=False, callbacks=list(callbacks),
+                  loss=loss, val=val).run()
+    return history, net
 
 
 def _trial_bar(total: int, progress: bool):
@@ -233,10 +296,26 @@ def _trial_bar(total: int, progress: bool):
     return tqdm(total=total, unit="trial", disable=None if progress else True, leave=False)
 
 
-def run_vectorized(model, X, Y, configs, *, epochs: int, seed: int = 0,
-                   progress: bool = True) -> list[Trial]:
+def run_vectorized(model, X, Y, configs, *, epochs: int, seed: int = 0, progress: bool = True,
+                   loss=None, val=None, on_message=None) -> list[Trial]:
     """Train ``configs``; those sharing a batch size (and optimizer) in one batched run. With
-    ``progress``, a bar on a terminal counts the trials done."""
+    ``progress``, a bar on a terminal counts the trials done. ``val``: validation tensors
+    (X_val, Y_val). A model :func:`~gdlab.lab.vectorized.why_not_vectorized` refuses, or a
+    Dataset as X (Y None), is trained one configuration at a time instead (:func:`train_one`),
+    and ``on_message`` (default: a warning) gets one line saying why."""
+    reason = "the data is not tensors X, Y" if Y is None else \
+        why_not_vectorized(model, X, Y, loss=loss)
+    if reason is not None:
+        message = f"cannot train the configurations vectorized: {reason}; training them one " \
+                  f"by one"
+        if on_message is None:
+            import warnings
+
+            warnings.warn(message, stacklevel=2)
+        else:
+            on_message(message)
+        return _run_one_by_one(model, (X,) if Y is None else (X, Y), configs, epochs=epochs,
+                               seed=seed, progress=progress, loss=loss, val=val)
     by_size: dict = {}
     for index, config in enumerate(configs):
         by_size.setdefault(min(config["batch_size"], len(X)), []).append(index)
@@ -245,12 +324,21 @@ def run_vectorized(model, X, Y, configs, *, epochs: int, seed: int = 0,
         for size, indices in by_size.items():
             group = [configs[i] for i in indices]
             histories, models = fit_many(model, X, Y, group, epochs=epochs, batch_size=size,
-                                         seed=seed)
+                                         seed=seed, loss=loss, val=val)
             for i, history, trained in zip(indices, histories, models, strict=True):
-                cost = history.epoch_costs[-1]
-                trials[i] = Trial(configs[i], cost if math.isfinite(cost) else math.inf,
-                                  history, trained, number=i)
+                trials[i] = _trial(configs[i], history, trained, i)
             bar.update(len(indices))
+    return trials
+
+
+def _run_one_by_one(model, data, configs, *, epochs, seed, progress, loss, val) -> list[Trial]:
+    trials = []
+    with _trial_bar(len(configs), progress) as bar:
+        for i, config in enumerate(configs):
+            history, net = train_one(model, data, config, epochs=epochs, seed=seed, loss=loss,
+                                     val=val)
+            trials.append(_trial(config, history, net, i))
+            bar.update()
     return trials
 
 
@@ -370,22 +458,19 @@ def _open_study(url: str, attempts: int = 10, **kwargs):
 
 def run_optuna(model, X, Y, space: dict, *, trials: int, epochs: int, study: str,
                storage_url: str, seed: int = 0, sampler_seed: int | None = 0,
-               batch_size: int = 64, prune: bool = True, progress: bool = True):
+               batch_size: int = 64, prune: bool = True, progress: bool = True, loss=None,
+               val=None):
     """Add ``trials`` trials to the Optuna study ``study`` in ``storage_url`` (created if
     new, joined if it exists: several workers may run this at once). Each trial trains one
-    configuration with :func:`gdlab.fit` from ``model`` with ``seed`` (the same mini-batch
-    order for every trial, so that they differ only in their hyperparameters);
-    ``sampler_seed`` seeds TPE (None for workers that share a study, so that they propose
-    different trials). The median pruner stops runs whose smoothed cost
-    (bias-corrected EWA of J^{t}, β = 0.98) is worse than the median of earlier trials at the
-    same epoch. With ``progress``, a bar on a terminal counts this worker's trials. Returns the
-    optuna study."""
-    import copy
-
+    configuration with :func:`train_one` from ``model`` with ``seed`` (the same mini-batch
+    order for every trial, so that they differ only in their hyperparameters) on X, Y (or a
+    Dataset X, Y None), with ``loss`` (None: inferred); ``sampler_seed`` seeds TPE (None for
+    workers that share a study, so that they propose different trials). The study minimizes
+    the validation cost at the last epoch when ``val`` is given, else the final epoch cost.
+    The median pruner stops runs whose validation cost (or smoothed cost: bias-corrected EWA
+    of J^{t}, β = 0.98) is worse than the median of earlier trials at the same epoch. With
+    ``progress``, a bar on a terminal counts this worker's trials. Returns the optuna study."""
     import optuna
-
-    from ..schedules import constant, parse_schedule
-    from ..train import Fit
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=max(1, epochs // 5)) \
@@ -393,47 +478,52 @@ def run_optuna(model, X, Y, space: dict, *, trials: int, epochs: int, study: str
     sampler = optuna.samplers.TPESampler(seed=sampler_seed)
     the_study = _open_study(storage_url, study_name=study, sampler=sampler, pruner=pruner,
                             direction="minimize")
+    data = (X,) if Y is None else (X, Y)
 
     def objective(trial):
-        values = {}
-        for name, dim in space.items():
-            if isinstance(dim, Range) and name in BETAS:
-                values[name] = 1 - trial.suggest_float(f"1-{name}", 1 - dim.high, 1 - dim.low,
-                                                       log=True)
-            elif isinstance(dim, Range):
-                values[name] = trial.suggest_float(name, dim.low, dim.high, log=name in LOG)
-            else:
-                values[name] = trial.suggest_categorical(name, dim)
-        config = make_config(values, batch_size)
+        config = make_config(_suggest(trial, space), batch_size)
         trial.set_user_attr("config", config)
-        net = copy.deepcopy(model)
-        hyper = {k: config[k] for k in NUMERIC[config["optimizer"]] if k in config}
-        opt = OPTIMIZERS[config["optimizer"]](net.parameters(), lr=config["lr"], **hyper)
-        schedule = parse_schedule(config["schedule"], config["lr"]) if config["schedule"] \
-            else constant(config["lr"])
 
         def report(run):
-            smoothed = run.smoothed_cost.current()
-            if not math.isfinite(smoothed):
+            watched = _last(run.history, "val_cost") if val is not None else \
+                run.smoothed_cost.current()
+            if not math.isfinite(watched):
                 run.stop()
                 return
-            trial.report(smoothed, run.epoch_num)
+            trial.report(watched, run.epoch_num)
             if trial.should_prune():
                 run.stop()
                 trial.set_user_attr("pruned_at", run.epoch_num)
 
-        history = Fit(net, X, Y, opt, epochs=epochs, batch_size=min(config["batch_size"],
-                      len(X)), schedule=schedule, seed=seed, progress=False,
-                      callbacks=[report]).run()
+        history, net = train_one(model, data, config, epochs=epochs, seed=seed, loss=loss,
+                                 val=val, callbacks=[report])
         if "pruned_at" in trial.user_attrs:
             raise optuna.TrialPruned()
-        cost = history.epoch_costs[-1]
-        return cost if math.isfinite(cost) else math.inf
+        done = _trial(config, history, net, trial.number)
+        trial.set_user_attr("final_cost", done.final_cost)
+        if done.val_cost is not None:
+            trial.set_user_attr("val_cost", done.val_cost)
+            trial.set_user_attr("val_accuracy", done.val_accuracy)
+        return done.score
 
     with _trial_bar(trials, progress) as bar:
         the_study.optimize(objective, n_trials=trials,
                            callbacks=[lambda study, trial: bar.update()])
     return the_study
+
+
+def _suggest(trial, space: dict) -> dict:
+    """The values of one Optuna trial drawn from ``space`` (β through 1-β, log scales)."""
+    values = {}
+    for name, dim in space.items():
+        if isinstance(dim, Range) and name in BETAS:
+            values[name] = 1 - trial.suggest_float(f"1-{name}", 1 - dim.high, 1 - dim.low,
+                                                   log=True)
+        elif isinstance(dim, Range):
+            values[name] = trial.suggest_float(name, dim.low, dim.high, log=name in LOG)
+        else:
+            values[name] = trial.suggest_categorical(name, dim)
+    return values
 
 
 def study_trials(study) -> list[Trial]:
@@ -443,22 +533,30 @@ def study_trials(study) -> list[Trial]:
     out = []
     for t in study.get_trials(deepcopy=False):
         if t.state == optuna.trial.TrialState.COMPLETE:
-            out.append(Trial(t.user_attrs["config"], t.value, number=t.number))
+            attrs = t.user_attrs
+            out.append(Trial(attrs["config"], attrs.get("final_cost", t.value), number=t.number,
+                             val_cost=attrs.get("val_cost"),
+                             val_accuracy=attrs.get("val_accuracy")))
         elif t.state == optuna.trial.TrialState.PRUNED and "config" in t.user_attrs:
             out.append(Trial(t.user_attrs["config"], math.inf, number=t.number, state="pruned"))
     return rank(out)
 
 
 def fit_command(config: dict, *, data: str, layers, epochs: int, seed: int, dtype: str,
-                target: str | None = None, out: str = "best-run") -> str:
+                target: str | None = None, out: str = "best-run", model: str | None = None,
+                loss: str | None = None) -> str:
     """The ``gdlab fit`` command line that trains ``config`` alone: its α, β, β₁, β₂ and ε
     written exactly (the shortest digits that read back as the same float), so that it trains
-    what the trial trained."""
-    parts = ["gdlab fit", f"--data {data}"]
+    what the trial trained. ``model``/``loss``: the SPEC and --loss of a model of the user's
+    (then no --layers)."""
+    parts = ["gdlab fit"] + ([f"--model {model}"] if model else []) + [f"--data {data}"]
     if target:
         parts.append(f"--target {target}")
-    parts += [f"--layers {','.join(map(str, layers))}", f"--optimizer {config['optimizer']}",
-              f"--lr {config['lr']!r}"]
+    if loss:
+        parts.append(f"--loss {loss}")
+    if not model:
+        parts.append(f"--layers {','.join(map(str, layers))}")
+    parts += [f"--optimizer {config['optimizer']}", f"--lr {config['lr']!r}"]
     parts += [f"--{name} {config[name]!r}" for name in NUMERIC[config["optimizer"]]
               if name in config]
     parts += [f"--epochs {epochs}", f"--batch-size {config['batch_size']}"]
@@ -482,14 +580,26 @@ def table(trials: list, limit: int | None = 20) -> str:
             return "—" if name != "schedule" else "constant"
         return f"{value:.4g}" if isinstance(value, float) else str(value)
 
-    rows = [("rank", *columns, "final cost")]
+    def number(value):
+        if value is None:
+            return "—"
+        return f"{value:.6f}" if math.isfinite(value) else "diverged"
+
+    with_val = ranked_by(trials) == "val_cost"
+    accuracy = with_val and any(t.val_accuracy is not None for t in shown)
+    rows = [("rank", *columns, "final cost", *(("val cost",) if with_val else ()),
+             *(("val acc",) if accuracy else ()))]
     for i, t in enumerate(shown, 1):
-        cost = "pruned" if t.state == "pruned" else (
-            f"{t.final_cost:.6f}" if math.isfinite(t.final_cost) else "diverged")
-        rows.append((str(i), *(cell(t.config, c) for c in columns), cost))
+        costs = ("pruned",) * (1 + with_val) if t.state == "pruned" else \
+            (number(t.final_cost), *((number(t.val_cost),) if with_val else ()))
+        rows.append((str(i), *(cell(t.config, c) for c in columns), *costs,
+                     *((("—" if t.val_accuracy is None else f"{t.val_accuracy:.1%}"),)
+                       if accuracy else ())))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.insert(0, "ranked by validation cost (last epoch)" if with_val else
+                 "ranked by final training cost (no validation data)")
     if limit is not None and len(trials) > limit:
         lines.append(f"... {len(trials) - limit} more in results.csv")
     return "\n".join(lines)
@@ -503,29 +613,30 @@ def figures(trials: list) -> list:
 
     from ..report.style import RC, optimizer_color
 
-    done = [t for t in trials if t.state == "complete" and math.isfinite(t.final_cost)]
+    done = [t for t in trials if t.state == "complete" and math.isfinite(t.score)]
     out = []
     if not done:
         return out
+    what = "validation cost" if ranked_by(trials) == "val_cost" else "final cost"
     with rc_context(RC):
         fig = Figure(figsize=(6.5, 4))
         ax = fig.add_subplot()
         for name in dict.fromkeys(t.config["optimizer"] for t in done):
             mine = [t for t in done if t.config["optimizer"] == name]
-            ax.scatter([t.config["lr"] for t in mine], [t.final_cost for t in mine], s=18,
+            ax.scatter([t.config["lr"] for t in mine], [t.score for t in mine], s=18,
                        color=optimizer_color(name), label=name)
         ax.set_xscale("log")
-        if all(t.final_cost > 0 for t in done):
+        if all(t.score > 0 for t in done):
             ax.set_yscale("log")
         ax.set_xlabel("α (learning rate)")
-        ax.set_ylabel("final cost")
-        ax.set_title("Learning rate against final cost")
+        ax.set_ylabel(what)
+        ax.set_title(f"Learning rate against {what}")
         ax.legend()
         fig.tight_layout()
-        out.append(("alpha_vs_cost.png", fig, "Learning rate α (log axis) against the final "
-                    "cost of every run."))
+        out.append(("alpha_vs_cost.png", fig, f"Learning rate α (log axis) against the {what} "
+                    f"of every run."))
         for a, b in (("beta1", "beta2"), ("beta", "lr"), ("beta1", "lr"), ("beta2", "lr")):
-            pairs = [(t.config[a], t.config[b], t.final_cost) for t in done
+            pairs = [(t.config[a], t.config[b], t.score) for t in done
                      if a in t.config and b in t.config]
             xs, ys = sorted({p[0] for p in pairs}), sorted({p[1] for p in pairs})
             if len(xs) < 2 or len(ys) < 2 or len(xs) * len(ys) > 400:
@@ -542,71 +653,85 @@ def figures(trials: list) -> list:
             ax.set_xlabel(a)
             ax.set_ylabel(b)
             ax.grid(False)
-            fig.colorbar(image, ax=ax, label="log₁₀ final cost (best per cell)")
+            fig.colorbar(image, ax=ax, label=f"log₁₀ {what} (best per cell)")
             ax.set_title(f"{a} × {b}")
             fig.tight_layout()
-            out.append((f"heatmap_{a}_{b}.png", fig, f"Final cost over {a} × {b} (the best run "
-                        f"of each cell, log scale)."))
+            out.append((f"heatmap_{a}_{b}.png", fig, f"{what.capitalize()} over {a} × {b} (the "
+                        f"best run of each cell, log scale)."))
             break
     return out
 
 
 def results_csv(trials: list) -> str:
-    """The ranked trials as CSV text: rank, number, state, final_cost and :data:`COLUMNS`."""
+    """The ranked trials as CSV text: rank, number, state, final_cost, :data:`COLUMNS`,
+    val_cost and val_accuracy (empty without validation data)."""
     text = io.StringIO(newline="")
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["rank", "number", "state", "final_cost", *COLUMNS])
+    writer.writerow(["rank", "number", "state", "final_cost", *COLUMNS, "val_cost",
+                     "val_accuracy"])
     for i, t in enumerate(trials, 1):
         writer.writerow([i, t.number, t.state, repr(t.final_cost),
-                         *("" if t.config.get(c) is None else t.config[c] for c in COLUMNS)])
+                         *("" if t.config.get(c) is None else t.config[c] for c in COLUMNS),
+                         *("" if v is None else repr(v) for v in (t.val_cost, t.val_accuracy))])
     return text.getvalue()
 
 
-def write_results(out, trials: list, dataset, *, data: str, layers, epochs: int, seed: int,
-                  dtype: str, method: str, target: str | None = None, top: int = 5) -> dict:
+def write_results(out, trials: list, dataset=None, *, data: str, layers=None, epochs: int,
+                  seed: int, dtype: str, method: str, target: str | None = None, top: int = 5,
+                  model: str | None = None, loss: str | None = None) -> dict:
     """Write a sweep's folder ``out``: ``results.csv`` (every trial, ranked), ``config.json``
-    (the settings, the best configuration and the ``gdlab fit`` command that trains it), the
-    figures of :func:`figures` and, when some of the ``top`` runs kept their history (vectorized
-    searches), ``report.html`` with their curves — each file atomically. ``trials`` are ranked
-    (:func:`rank`) and trained on ``dataset``. Returns {"command": the best's gdlab fit command,
-    "report": the report's path or None}."""
+    (the settings, what the ranking compared, the best configuration and the ``gdlab fit``
+    command that trains it), the figures of :func:`figures` and, when some of the ``top`` runs
+    kept their history (vectorized or one-by-one searches), ``report.html`` with their curves
+    — each file atomically. ``trials`` are ranked (:func:`rank`) and trained on ``dataset``
+    (gdlab's own data: its train and test accuracy are reported), or, ``dataset`` None, on the
+    data of the user's ``model`` SPEC (the validation accuracy is reported). Returns
+    {"command": the best's gdlab fit command, "report": the report's path or None}."""
     from ..models import accuracy
     from ..report import write_report
+    from .compare import data_summary
     from .runs import RunResult
 
     out = Path(out)
     best = trials[0]
     command = fit_command(best.config, data=data, layers=layers, epochs=epochs, seed=seed,
-                          dtype=dtype, target=target)
+                          dtype=dtype, target=target, model=model, loss=loss)
+    settings = {"data": data, **({"model": model, "loss": loss} if model else
+                                 {"layers": layers}), "epochs": epochs, "method": method,
+                "seed": seed}
     atomic_write(out / "results.csv", results_csv(trials))
-    write_config(out, "sweep", {"data": data, "layers": layers, "epochs": epochs,
-                                "method": method, "seed": seed, "best": best.config,
-                                "best_cost": best.final_cost, "best_command": command})
+    write_config(out, "sweep", {**settings, "ranked_by": ranked_by(trials),
+                                "best": best.config, "best_cost": best.final_cost,
+                                "best_val_cost": best.val_cost, "best_command": command})
     extra = figures(trials)
-    shown = [t for t in trials[:top] if t.history is not None and math.isfinite(t.final_cost)]
+    shown = [t for t in trials[:top] if t.history is not None and math.isfinite(t.score)]
     if not shown:
         from .figures import save_figure
 
         for name, fig, _ in extra:
             save_figure(fig, out / name, dpi=120)
         return {"command": command, "report": None}
+
+    def accuracies(t):
+        if dataset is None:
+            return None, t.val_accuracy
+        return tuple(accuracy(t.model, X, Y, dataset.task) for X, Y in (
+            (dataset.X_train, dataset.Y_train), (dataset.X_test, dataset.Y_test)))
+
     runs = [RunResult(optimizer=t.config["optimizer"], schedule=t.config["schedule"] or "constant",
                       label=f"#{rank} {t.config['optimizer']} α={t.config['lr']:.3g}",
                       history=t.history, model=t.model, seconds=t.history.times[-1],
-                      train_accuracy=accuracy(t.model, dataset.X_train, dataset.Y_train,
-                                              dataset.task),
-                      test_accuracy=accuracy(t.model, dataset.X_test, dataset.Y_test,
-                                             dataset.task),
+                      train_accuracy=accuracies(t)[0], test_accuracy=accuracies(t)[1],
                       config=dict(t.config))
             for rank, t in enumerate(shown, 1)]
-    report = write_report(out, runs, dataset, title=f"gdlab sweep — top {len(runs)} of "
-                          f"{len(trials)} on {dataset.name}",
-                          config={"data": data, "layers": layers, "epochs": epochs, "seed": seed,
-                                  "method": method},
-                          extra_figures=extra)
+    where = dataset.name if dataset is not None else model
+    report = write_report(out, runs, dataset if dataset is not None else data_summary(runs),
+                          title=f"gdlab sweep — top {len(runs)} of {len(trials)} on {where}",
+                          config=settings, extra_figures=extra)
     return {"command": command, "report": report}
 
 
 __all__ = ["Range", "Trial", "parse_space", "read_space", "grid", "random_configs", "rank",
+           "ranked_by", "train_one",
            "run_vectorized", "run_optuna", "study_trials", "fit_command", "table", "figures",
            "storage", "storage_url", "hide_password", "METHODS", "results_csv", "write_results"]

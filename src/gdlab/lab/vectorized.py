@@ -39,8 +39,8 @@ import torch
 from .. import backprop
 from .._checks import check_positive_int
 from ..data.batches import TensorBatches, shuffled_order
-from ..losses import OUTPUT_COSTS, InferredLoss, check_targets, default_loss
-from ..models import MLP, predict
+from ..losses import OUTPUT_COSTS, InferredLoss, check_targets, default_loss, label_reader
+from ..models import MLP, predict, takes_indices
 from ..optim import OPTIMIZERS, hyper
 from ..optim.hyper import NUMERIC, OPTIONS
 from ..schedules import constant, parse_schedule
@@ -89,11 +89,20 @@ class VectorizedFit:
     hyperparameters (missing ones take the optimizer's defaults) and "schedule" (None or a
     string such as ``"inverse_time:decay_rate=1"``). ``epochs``, ``batch_size``, ``seed`` and
     ``loss`` mean what they mean for :func:`gdlab.fit`; every configuration starts from
-    ``model``'s parameters and sees the mini-batches in the same order.
+    ``model``'s parameters and sees the mini-batches in the same order. ``val``: validation
+    tensors (X_val, Y_val); after each epoch every configuration's J on them (model in eval
+    mode), and the accuracy for a classification cost, go into its History's
+    ``metrics["val_cost"]`` and ``["val_accuracy"]``, as :func:`gdlab.fit` records them.
+
+    ``path="vmap"`` runs ``torch.func.vmap`` over ``functional_call`` of the module with its
+    parameters stacked and its buffers shared, and one dropout mask for all configurations
+    (``randomness="same"``): any module whose forward vmap can run. A forward that changes a
+    tensor in place (BatchNorm in training mode updates its running statistics) cannot;
+    :func:`why_not_vectorized` tells, from one trial step.
     """
 
     def __init__(self, model, X, Y, configs, *, epochs, batch_size=64, seed=None, loss=None,
-                 path="auto"):
+                 path="auto", val=None):
         self.configs = [check_config(c) for c in configs]
         if not self.configs:
             raise ValueError("configs must hold at least one configuration, got none")
@@ -108,7 +117,7 @@ class VectorizedFit:
         self.model = model
         parameter = next(model.parameters())
         self.source = TensorBatches(X, Y, self.batch_size, device=parameter.device,
-                                    dtype=parameter.dtype)
+                                    dtype=parameter.dtype, indices=takes_indices(model))
         if path not in PATHS:
             raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
         if loss is None:
@@ -176,6 +185,7 @@ class VectorizedFit:
         self.dW = torch.empty_like(self.W)
         self.params, self.grads = self._views(self.W), self._views(self.dW)
         self._gradient = self._mlp_gradient() if path == "mlp" else self._vmap_gradient()
+        self._validation = None if val is None else self._val_costs(val)
 
     @property
     def m(self) -> int:
@@ -211,8 +221,11 @@ class VectorizedFit:
 
         return gradient
 
-    def _vmap_gradient(self):
-        from torch.func import functional_call, grad_and_value, vmap
+    def _functional(self):
+        """``cost(params, X_t, Y_t)``: J of the network with the parameters ``params`` (one
+        configuration's, a tuple in ``self.names``' order) and the model's buffers, through
+        ``functional_call`` (an MLP run to its logits, as its default cost takes them)."""
+        from torch.func import functional_call
 
         module, loss = self.model, self.loss
         forward_is_logits = isinstance(module, MLP) and default_loss(module)[0] == module.logits
@@ -220,12 +233,22 @@ class VectorizedFit:
             module = _Logits(module)
         prefix = "model." if forward_is_logits else ""
         names = [prefix + n for n in self.names]
+        buffers = {prefix + n: b for n, b in self.model.named_buffers()}
+
+        def forward(params, X_t):
+            return functional_call(module, (dict(zip(names, params, strict=True)), buffers),
+                                   (X_t,))
 
         def cost(params, X_t, Y_t):
-            return loss(functional_call(module, dict(zip(names, params, strict=True)), (X_t,)),
-                        Y_t)
+            return loss(forward(params, X_t), Y_t)
 
-        batched = vmap(grad_and_value(cost), in_dims=(0, None, None))
+        return forward, cost
+
+    def _vmap_gradient(self):
+        from torch.func import grad_and_value, vmap
+
+        batched = vmap(grad_and_value(self._functional()[1]), in_dims=(0, None, None),
+                       randomness="same")
 
         def gradient(X_t, Y_t):  # (dW, J^{t} of each)
             grads, costs = batched(tuple(self.params), X_t, Y_t)
@@ -233,6 +256,48 @@ class VectorizedFit:
             return self.dW, costs
 
         return gradient
+
+    def _val_costs(self, val):
+        """``() -> (C costs, C accuracies or None)`` on the validation tensors ``val``."""
+        from torch.func import vmap
+
+        X_val, Y_val = val
+        X_val = torch.as_tensor(X_val).to(self.device)
+        if X_val.is_floating_point() or not takes_indices(self.model):
+            X_val = X_val.to(self.dtype)
+        Y_val = torch.as_tensor(Y_val).to(self.device)
+        if Y_val.is_floating_point():
+            Y_val = Y_val.to(self.dtype)
+        forward = vmap(self._functional()[0], in_dims=(0, None), randomness="same")
+        read_labels = label_reader(self.loss)
+
+        def costs():
+            import warnings
+
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                with torch.no_grad(), warnings.catch_warnings():
+                    # (eval's fused transformer path has no batching rule: slower, not wrong)
+                    warnings.filterwarnings("ignore", message="There is a performance drop")
+                    outputs = forward(tuple(self.params), X_val)
+                    J = [float(self.loss(output, Y_val)) for output in outputs]
+                    if read_labels is None:
+                        return J, None
+                    right = [(read_labels(o).reshape(-1) == Y_val.reshape(-1).long())
+                             .double().mean().item() for o in outputs]
+                    return J, right
+            finally:
+                self.model.train(was_training)
+
+        return costs
+
+    def _record_validation(self) -> None:
+        J, right = self._validation()
+        for c, history in enumerate(self.histories):
+            history.metrics.setdefault("val_cost", []).append(J[c])
+            if right is not None:
+                history.metrics.setdefault("val_accuracy", []).append(right[c])
 
     # --- training ------------------------------------------------------------------------------
 
@@ -316,6 +381,8 @@ class VectorizedFit:
                 elapsed = time.perf_counter() - start
                 for history in self.histories:
                     history.times.append(elapsed)
+                if self._validation is not None:
+                    self._record_validation()
                 for callback in callbacks:
                     callback(self)
         return self.histories
@@ -347,7 +414,7 @@ class _Logits(torch.nn.Module):
 
 
 def fit_many(model, X, Y, configs, *, epochs, batch_size=64, seed=None, loss=None,
-             path="auto", callbacks=()):
+             path="auto", callbacks=(), val=None):
     """Train every configuration in ``configs`` from ``model``'s parameters, vectorized:
     returns (histories, models) in the order of ``configs``. Configurations with different
     optimizers (or momentum forms) are trained in one batch per optimizer."""
@@ -359,7 +426,32 @@ def fit_many(model, X, Y, configs, *, epochs, batch_size=64, seed=None, loss=Non
     histories, models = [None] * len(configs), [None] * len(configs)
     for indices in groups.values():
         run = VectorizedFit(model, X, Y, [configs[i] for i in indices], epochs=epochs,
-                            batch_size=batch_size, seed=seed, loss=loss, path=path)
+                            batch_size=batch_size, seed=seed, loss=loss, path=path, val=val)
         for i, history, trained in zip(indices, run.run(callbacks), run.models(), strict=True):
             histories[i], models[i] = history, trained
     return histories, models
+
+
+def why_not_vectorized(model, X, Y, *, loss=None, rows: int = 4) -> str | None:
+    """None when :class:`VectorizedFit` can train ``model`` (one step of one configuration on
+    a copy of it and the first ``rows`` examples is tried), else why not, in one sentence: a
+    forward that changes a tensor in place (BatchNorm in training mode), or anything else
+    ``torch.func.vmap`` cannot run."""
+    import warnings
+
+    rows = min(max(rows, 2), len(X))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            VectorizedFit(copy.deepcopy(model), X[:rows], Y[:rows],
+                          [{"optimizer": "gd", "lr": 1e-12}], epochs=1, batch_size=rows,
+                          loss=loss).run()
+    except Exception as error:  # noqa: BLE001 - whatever vmap refuses is the answer
+        message = " ".join(str(error).split())[:160]
+        batch_norm = [type(m).__name__ for m in model.modules() if m.training and isinstance(
+            m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        if batch_norm and ("in-place" in message or "mutate" in message):
+            return (f"{batch_norm[0]} in training mode updates its running statistics in "
+                    f"place, which torch.func.vmap cannot batch")
+        return f"torch.func.vmap cannot run its forward ({type(error).__name__}: {message})"
+    return None

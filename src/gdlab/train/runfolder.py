@@ -346,9 +346,9 @@ def _own(settings):
     import torch
     from torch import nn
 
-    from .._spec import call_spec, is_spec, load_spec
+    from .._spec import load_spec
     from ..data.batches import train_and_val
-    from ..data.datasets import load_data
+    from ..data.datasets import user_data
     from ..losses import named_loss
     from ..models import DTYPES
 
@@ -359,12 +359,7 @@ def _own(settings):
         raise ValueError(f"--model {settings['model']!r} must return an nn.Module, got "
                          f"{type(model).__name__}")
     model = model.to(DTYPES[settings["dtype"]])
-    if is_spec(settings["data"]):
-        data = call_spec(settings["data"], "--data")
-    else:
-        d = load_data(settings["data"], target=settings["target"], seed=settings["seed"])
-        data = ((torch.as_tensor(d.X_train), torch.as_tensor(d.Y_train)),
-                (torch.as_tensor(d.X_test), torch.as_tensor(d.Y_test)))
+    data = user_data(settings["data"], target=settings["target"], seed=settings["seed"])
     train, val, loader_batch_size = train_and_val(data)
     return (model, train, val, named_loss(settings["loss"]),
             loader_batch_size or settings["batch_size"])
