@@ -118,24 +118,7 @@ class VectorizedFit:
         parameter = next(model.parameters())
         self.source = TensorBatches(X, Y, self.batch_size, device=parameter.device,
                                     dtype=parameter.dtype, indices=takes_indices(model))
-        if path not in PATHS:
-            raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
-        if loss is None:
-            check_targets(model, self.source.Y)
-            forward, loss = default_loss(model)
-            if isinstance(loss, InferredLoss):  # chosen now: C networks' costs run in vmap
-                rows = slice(0, self.batch_size)
-                loss.choose(predict(model, self.source.X[rows]), self.source.Y[rows])
-                loss = loss.loss
-        else:
-            forward = model
-        closed_form = backprop.supports(model, forward, loss)
-        if path == "auto":
-            path = "mlp" if closed_form else "vmap"
-        if path == "mlp" and not closed_form:
-            raise ValueError("path='mlp' needs a gdlab MLP trained on its default cost, with "
-                             "no hooks; use path='vmap' for other models or costs")
-        self.path, self.loss = path, loss
+        self.path, self.loss = _path_and_loss(model, self.source, loss, path)
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
         named = [(name, p) for name, p in model.named_parameters()]
@@ -177,15 +160,18 @@ class VectorizedFit:
         self.histories = [History() for _ in self.configs]
         self.epoch_num, self.t = 0, 0
         self._corrections_ahead = (1, {})  # (first t, {name: 1-β^t of t = first, …})
-        self._backprop = backprop.MLPBackprop(model) if path == "mlp" else None
-        if path == "mlp" and not OUTPUT_COSTS[model.output].class_indices:
+        self._backprop = backprop.MLPBackprop(model) if self.path == "mlp" else None
+        if self.path == "mlp" and not OUTPUT_COSTS[model.output].class_indices:
             # Y as the C networks' outputs (m, C, n_y) take it: (m, 1, n_y)
             self.source = TensorBatches(self.source.X, self.source.Y.reshape(self.m, 1, -1),
                                         self.batch_size, dtype=dtype)
         self.dW = torch.empty_like(self.W)
         self.params, self.grads = self._views(self.W), self._views(self.dW)
-        self._gradient = self._mlp_gradient() if path == "mlp" else self._vmap_gradient()
-        self._validation = None if val is None else self._val_costs(val)
+        stacked = _Stacked(model, self.names, self.loss)
+        self._gradient = self._mlp_gradient() if self.path == "mlp" else \
+            stacked.gradient(self.params, self.grads, self.dW)
+        self._validation = None if val is None else stacked.validation(self.params, val,
+                                                                        device, dtype)
 
     @property
     def m(self) -> int:
@@ -220,77 +206,6 @@ class VectorizedFit:
             return self.dW, gradients(X_t, Y_t)
 
         return gradient
-
-    def _functional(self):
-        """``cost(params, X_t, Y_t)``: J of the network with the parameters ``params`` (one
-        configuration's, a tuple in ``self.names``' order) and the model's buffers, through
-        ``functional_call`` (an MLP run to its logits, as its default cost takes them)."""
-        from torch.func import functional_call
-
-        module, loss = self.model, self.loss
-        forward_is_logits = isinstance(module, MLP) and default_loss(module)[0] == module.logits
-        if forward_is_logits:
-            module = _Logits(module)
-        prefix = "model." if forward_is_logits else ""
-        names = [prefix + n for n in self.names]
-        buffers = {prefix + n: b for n, b in self.model.named_buffers()}
-
-        def forward(params, X_t):
-            return functional_call(module, (dict(zip(names, params, strict=True)), buffers),
-                                   (X_t,))
-
-        def cost(params, X_t, Y_t):
-            return loss(forward(params, X_t), Y_t)
-
-        return forward, cost
-
-    def _vmap_gradient(self):
-        from torch.func import grad_and_value, vmap
-
-        batched = vmap(grad_and_value(self._functional()[1]), in_dims=(0, None, None),
-                       randomness="same")
-
-        def gradient(X_t, Y_t):  # (dW, J^{t} of each)
-            grads, costs = batched(tuple(self.params), X_t, Y_t)
-            torch._foreach_copy_(self.grads, grads)
-            return self.dW, costs
-
-        return gradient
-
-    def _val_costs(self, val):
-        """``() -> (C costs, C accuracies or None)`` on the validation tensors ``val``."""
-        from torch.func import vmap
-
-        X_val, Y_val = val
-        X_val = torch.as_tensor(X_val).to(self.device)
-        if X_val.is_floating_point() or not takes_indices(self.model):
-            X_val = X_val.to(self.dtype)
-        Y_val = torch.as_tensor(Y_val).to(self.device)
-        if Y_val.is_floating_point():
-            Y_val = Y_val.to(self.dtype)
-        forward = vmap(self._functional()[0], in_dims=(0, None), randomness="same")
-        read_labels = label_reader(self.loss)
-
-        def costs():
-            import warnings
-
-            was_training = self.model.training
-            self.model.eval()
-            try:
-                with torch.no_grad(), warnings.catch_warnings():
-                    # (eval's fused transformer path has no batching rule: slower, not wrong)
-                    warnings.filterwarnings("ignore", message="There is a performance drop")
-                    outputs = forward(tuple(self.params), X_val)
-                    J = [float(self.loss(output, Y_val)) for output in outputs]
-                    if read_labels is None:
-                        return J, None
-                    right = [(read_labels(o).reshape(-1) == Y_val.reshape(-1).long())
-                             .double().mean().item() for o in outputs]
-                    return J, right
-            finally:
-                self.model.train(was_training)
-
-        return costs
 
     def _record_validation(self) -> None:
         J, right = self._validation()
@@ -400,6 +315,113 @@ class VectorizedFit:
                     p.copy_(copies[c])
             out.append(model)
         return out
+
+
+def _path_and_loss(model, source, loss, path):
+    """(path, loss): "mlp" (closed form) where it computes what autograd would, else "vmap";
+    the cost given, the MLP's own, or the one the first mini-batch implies (chosen here, as
+    C networks' costs run inside vmap)."""
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
+    if loss is None:
+        check_targets(model, source.Y)
+        forward, loss = default_loss(model)
+        if isinstance(loss, InferredLoss):
+            rows = slice(0, source.batch_size)
+            loss.choose(predict(model, source.X[rows]), source.Y[rows])
+            loss = loss.loss
+    else:
+        forward = model
+    closed_form = backprop.supports(model, forward, loss)
+    if path == "auto":
+        path = "mlp" if closed_form else "vmap"
+    if path == "mlp" and not closed_form:
+        raise ValueError("path='mlp' needs a gdlab MLP trained on its default cost, with "
+                         "no hooks; use path='vmap' for other models or costs")
+    return path, loss
+
+
+class _Stacked:
+    """The torch.func side of C configurations of any module: ``functional_call`` of the module
+    with one configuration's parameters (a tuple in ``names``' order) and its own buffers, and
+    what vmap makes of it — the C gradients, the C validation figures."""
+
+    def __init__(self, model, names, loss):
+        self.model, self.names, self.loss = model, names, loss
+
+    def functional(self):
+        """``cost(params, X_t, Y_t)``: J of the network with the parameters ``params`` (one
+        configuration's, a tuple in ``self.names``' order) and the model's buffers, through
+        ``functional_call`` (an MLP run to its logits, as its default cost takes them)."""
+        from torch.func import functional_call
+
+        module, loss = self.model, self.loss
+        forward_is_logits = isinstance(module, MLP) and default_loss(module)[0] == module.logits
+        if forward_is_logits:
+            module = _Logits(module)
+        prefix = "model." if forward_is_logits else ""
+        names = [prefix + n for n in self.names]
+        buffers = {prefix + n: b for n, b in self.model.named_buffers()}
+
+        def forward(params, X_t):
+            return functional_call(module, (dict(zip(names, params, strict=True)), buffers),
+                                   (X_t,))
+
+        def cost(params, X_t, Y_t):
+            return loss(forward(params, X_t), Y_t)
+
+        return forward, cost
+
+    def gradient(self, params, grads, dW):
+        """``(X^{t}, Y^{t}) -> (dW, J^{t} of each configuration)``, writing the C gradients
+        into ``grads`` (views of ``dW``)."""
+        from torch.func import grad_and_value, vmap
+
+        batched = vmap(grad_and_value(self.functional()[1]), in_dims=(0, None, None),
+                       randomness="same")
+
+        def gradient(X_t, Y_t):  # (dW, J^{t} of each)
+            new, costs = batched(tuple(params), X_t, Y_t)
+            torch._foreach_copy_(grads, new)
+            return dW, costs
+
+        return gradient
+
+    def validation(self, params, val, device, dtype):
+        """``() -> (C costs, C accuracies or None)`` of the configurations ``params`` (views
+        that change in place) on the validation tensors ``val``."""
+        from torch.func import vmap
+
+        X_val, Y_val = val
+        X_val = torch.as_tensor(X_val).to(device)
+        if X_val.is_floating_point() or not takes_indices(self.model):
+            X_val = X_val.to(dtype)
+        Y_val = torch.as_tensor(Y_val).to(device)
+        if Y_val.is_floating_point():
+            Y_val = Y_val.to(dtype)
+        forward = vmap(self.functional()[0], in_dims=(0, None), randomness="same")
+        read_labels = label_reader(self.loss)
+
+        def costs():
+            import warnings
+
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                with torch.no_grad(), warnings.catch_warnings():
+                    # (eval's fused transformer path has no batching rule: slower, not wrong)
+                    warnings.filterwarnings("ignore", message="There is a performance drop")
+                    outputs = forward(tuple(params), X_val)
+                    J = [float(self.loss(output, Y_val)) for output in outputs]
+                    if read_labels is None:
+                        return J, None
+                    right = [(read_labels(o).reshape(-1) == Y_val.reshape(-1).long())
+                             .double().mean().item() for o in outputs]
+                    return J, right
+            finally:
+                self.model.train(was_training)
+
+        return costs
 
 
 class _Logits(torch.nn.Module):
