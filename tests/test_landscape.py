@@ -144,3 +144,4 @@ def test_gif_is_animated(tmp_path):
     with Image.open(out) as image:
         assert image.format == "GIF" and image.n_frames == 6
         assert image.size[0] > 300
+    assert [p.name for p in tmp_path.iterdir()] == ["bowl.gif"]  # written whole, atomically

@@ -60,3 +60,11 @@ def test_without_tensorboard_the_error_says_what_to_install(monkeypatch, tmp_pat
     assert str(error.value) == ("TensorBoard logging needs the tensorboard package: "
                                 "pip install 'gdlab[tensorboard]'")
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_the_callbacks_namespace_names_the_same_classes():
+    import gdlab
+
+    assert gdlab.callbacks.TensorBoard is gdlab.TensorBoard
+    assert gdlab.callbacks.Checkpoint is gdlab.Checkpoint
+    assert gdlab.callbacks.Validation is gdlab.Validation

@@ -37,6 +37,7 @@ _NAMES = {
     "TensorBoard": ("gdlab.train.callbacks.tensorboard", "TensorBoard"),
     "Validation": ("gdlab.train.callbacks.validation", "Validation"),
     "course": ("gdlab.course", None),
+    "callbacks": ("gdlab.train.callbacks", None),
 }
 
 __all__ = list(_NAMES)

@@ -17,6 +17,7 @@ through :func:`gdlab.fit` (one mini-batch of no data per epoch, W recorded after
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -283,10 +284,12 @@ def landscape_figure(function, paths: dict | None = None, lrs: dict | None = Non
 
 def save_gif(function, paths: dict, path, lrs: dict | None = None, *, fps: int = 12,
              max_frames: int = 60, dpi: int = 72) -> Path:
-    """The paths drawn step by step into an animated GIF at ``path`` (at most ``max_frames``
-    frames; the last frame shows every path whole). Returns the path."""
-    from matplotlib.animation import FuncAnimation, PillowWriter
+    """The paths drawn step by step into an animated GIF at ``path``, written atomically (at
+    most ``max_frames`` frames; the last frame shows every path whole). Returns the path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    from .._files import atomic_write
 
     land = get_landscape(function)
     fig = landscape_figure(land, paths, lrs)
@@ -304,7 +307,15 @@ def save_gif(function, paths: dict, path, lrs: dict | None = None, *, fps: int =
         ax.set_title(f"{land.name}: {land.formula}, step {k - 1}")
         return lines
 
-    animation = FuncAnimation(fig, update, frames=frames, blit=False)
-    path = Path(path)
-    animation.save(str(path), writer=PillowWriter(fps=fps), dpi=dpi)
-    return path
+    fig.set_dpi(dpi)
+    canvas = fig.canvas
+    images = []
+    for k in frames:
+        update(k)
+        canvas.draw()
+        images.append(Image.fromarray(np.asarray(canvas.buffer_rgba())).convert(
+            "P", palette=Image.Palette.ADAPTIVE))
+    gif = io.BytesIO()
+    images[0].save(gif, format="GIF", save_all=True, append_images=images[1:],
+                   duration=round(1000 / fps), loop=0)
+    return atomic_write(path, gif.getvalue())
