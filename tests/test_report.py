@@ -30,7 +30,7 @@ from gdlab.report.style import optimizer_color
 
 EVIL = "<script>alert(1)</script>"
 EVIL_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-PNGS = ("cost_per_iteration.png", "epoch_cost.png", "learning_rate.png",
+PNGS = ("cost_per_iteration.png", "epoch_cost.png", "cost_over_time.png", "learning_rate.png",
         "decision_boundary.png")
 EPOCHS, BATCH = 4, 16
 
@@ -247,7 +247,7 @@ def test_regression_report_has_no_accuracy_and_no_boundary(tmp_path):
     path = write_report(tmp_path, runs, dataset)
     page = path.read_text(encoding="utf-8")
     assert not (tmp_path / "decision_boundary.png").exists()
-    assert page.count('src="data:image/png;base64,') == 3
+    assert page.count('src="data:image/png;base64,') == 4  # no boundary: 4 of the 5
     rows = _tbody_rows(page)
     assert len(rows) == 2
     for row in rows:
@@ -277,7 +277,7 @@ def test_single_run_and_multiclass_report(tmp_path):
     runs = make_runs(dataset, SPECS[3:])
     path = write_report(tmp_path, runs, dataset, title="gdlab fit")
     page = path.read_text(encoding="utf-8")
-    assert page.count('src="data:image/png;base64,') == 4
+    assert page.count('src="data:image/png;base64,') == 5
     assert len(_tbody_rows(page)) == 1 and "class=best" not in page
     assert "lr" in page and "0.05" in page  # a lone run's config is the setup
 
@@ -432,3 +432,19 @@ def test_the_wheel_contains_the_report_assets(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("gdlab-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"gdlab/report/assets/{name}" for name in ASSET_NAMES} <= names
+
+
+def test_seeds_of_one_run_are_drawn_as_their_median_and_band_against_epochs_and_seconds():
+    history = [gdlab.History(costs=[1.0] * 3, epoch_costs=c, lrs=[0.1] * 3, times=s)
+               for c, s in (([3.0, 2.0, 1.0], [1.0, 2.0, 3.0]), ([5.0, 3.0, 2.0], [2.0, 3.0, 5.0]),
+                            ([4.0, 1.0, 0.5], [1.5, 2.5, 4.0]))]
+    runs = [RunResult("adam", "constant", "adam", h, None) for h in history]
+    for make, x in ((figures.epoch_cost, [1, 2, 3]), (figures.cost_over_time, [1.5, 2.5, 4.0])):
+        ax = make(runs).axes[0]
+        (line,) = ax.get_lines()
+        assert line.get_label() == "adam (median of 3)"
+        np.testing.assert_array_equal(line.get_xdata(), x)
+        np.testing.assert_array_equal(line.get_ydata(), [4.0, 2.0, 1.0])
+        (band,) = ax.collections  # min–max over the seeds
+        np.testing.assert_array_equal(band.get_paths()[0].vertices[1:4, 1], [3.0, 1.0, 0.5])
+    assert figures.cost_over_time(runs).axes[0].get_xlabel() == "seconds"

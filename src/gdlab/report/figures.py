@@ -31,8 +31,8 @@ from .style import CLASS_COLORS, lighten, optimizer_marker, plain, run_style, st
 MAX_POINTS = 2000
 CLASSIFICATION_TASKS = ("binary", "multiclass")
 
-__all__ = ["cost_per_iteration", "epoch_cost", "learning_rate", "decision_boundary",
-           "has_decision_boundary", "accuracy_text"]
+__all__ = ["cost_per_iteration", "epoch_cost", "cost_over_time", "learning_rate",
+           "decision_boundary", "has_decision_boundary", "accuracy_text", "has_times"]
 
 
 def _check_runs(runs) -> list:
@@ -156,36 +156,76 @@ def cost_per_iteration(runs, beta: float = 0.98, *, max_points: int | None = MAX
     return fig
 
 
-def _per_epoch_figure(runs, series, ylabel: str, title: str, dotted=None) -> Figure:
-    """Every run's per-epoch ``series(run)`` on one axis, and ``dotted(run)`` (e.g. the
-    validation cost; None where a run has none) as a thin dotted line of the same colour.
-    Markers (one shape per optimizer) sit on about ten epochs per line, staggered between runs,
-    so coinciding lines stay visible."""
+def _per_epoch_figure(runs, series, ylabel: str, title: str, dotted=None, x=None,
+                      xlabel: str = "epoch") -> Figure:
+    """Every run's per-epoch ``series(run)`` on one axis, against ``x(run)`` (default: the
+    epoch), and ``dotted(run)`` (e.g. the validation cost; None where a run has none) as a thin
+    dotted line of the same colour. Runs of one label (the seeds of one run) are drawn as
+    their median with their range as a band. Markers (one shape per optimizer) sit on about
+    ten points per line, staggered between runs, so coinciding lines stay visible."""
     runs = _check_runs(runs)
+    groups: dict[str, list] = {}
+    for run in runs:
+        groups.setdefault(run.label, []).append(run)
     fig = Figure(figsize=(8.0, 4.2), layout="constrained")
     ax = fig.add_subplot()
     everything = []
-    for i, run in enumerate(runs):
-        y = np.asarray(series(run), dtype=np.float64)
+    for i, group in enumerate(groups.values()):
+        run, (xs, y, low, high) = group[0], _median_of(group, series, x)
         everything.extend(y.tolist())
-        epochs = np.arange(1, len(y) + 1)
         step = max(1, math.ceil(len(y) / 10))
-        line, = ax.plot(epochs, _drawable(y), linewidth=1.6, label=plain(run.label),
+        label = plain(run.label) + (f" (median of {len(group)})" if len(group) > 1 else "")
+        line, = ax.plot(xs, _drawable(y), linewidth=1.6, label=label,
                         marker=optimizer_marker(run.optimizer), markersize=4,
-                        markevery=((i * step // len(runs)) % step, step), **run_style(run))
-        extra = dotted(run) if dotted is not None else None
-        if extra:
-            v = np.asarray(extra, dtype=np.float64)
+                        markevery=((i * step // len(groups)) % step, step), **run_style(run))
+        if len(group) > 1:
+            ax.fill_between(xs, _drawable(low), _drawable(high), color=line.get_color(),
+                            alpha=0.15, linewidth=0)
+        if dotted is not None and all(dotted(r) for r in group):
+            vx, v, _, _ = _median_of(group, dotted, x)
             everything.extend(v.tolist())
-            ax.plot(np.arange(1, len(v) + 1), _drawable(v), linewidth=1.0, linestyle=":",
-                    color=line.get_color(), label=f"{plain(run.label)} (validation)")
+            ax.plot(vx, _drawable(v), linewidth=1.0, linestyle=":", color=line.get_color(),
+                    label=f"{plain(run.label)} (validation)")
     if _use_log(everything):
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
+
+
+def _median_of(group, series, x):
+    """(x, median, min, max) of ``series`` over the runs of a group, element by element (as
+    long as the shortest run), against the median of ``x(run)`` (default: the epoch 1, 2, …)."""
+    values = [np.asarray(series(run), dtype=np.float64) for run in group]
+    n = min(len(v) for v in values)
+    stacked = np.stack([v[:n] for v in values])
+    if x is None:
+        xs = np.arange(1, n + 1)
+    else:
+        xs = np.median(np.stack([np.asarray(x(run), dtype=np.float64)[:n] for run in group]), 0)
+    if len(group) == 1:
+        return xs, stacked[0], stacked[0], stacked[0]
+    return xs, np.median(stacked, 0), stacked.min(0), stacked.max(0)
+
+
+def has_times(runs) -> bool:
+    """Whether every run recorded the time of each of its epochs (:func:`cost_over_time`)."""
+    return all(run.history.epoch_costs and len(run.history.times) >= len(run.history.epoch_costs)
+               for run in runs)
+
+
+@styled
+def cost_over_time(runs) -> Figure:
+    """The cost J of each epoch against the wall-clock seconds since its run began (the runs'
+    History.times): what each optimizer reaches in a given time."""
+    has_val = any(run.history.metrics.get("val_cost") for run in runs)
+    return _per_epoch_figure(runs, lambda run: run.history.epoch_costs, "cost J",
+                             "Cost J against wall-clock time"
+                             + ("; dotted: on the validation data" if has_val else ""),
+                             dotted=lambda run: run.history.metrics.get("val_cost"),
+                             x=lambda run: run.history.times, xlabel="seconds")
 
 
 @styled

@@ -72,8 +72,10 @@ def write_report(out_dir, runs, dataset, *, title: str = "gdlab compare", config
         png = buffer.getvalue()
         atomic_write(out / name, png)
         pictures.append((name, png, caption))
-    if not figures.has_decision_boundary(dataset):
-        (out / "decision_boundary.png").unlink(missing_ok=True)  # stale, from an earlier report
+    for name, still in (("decision_boundary.png", figures.has_decision_boundary(dataset)),
+                        ("cost_over_time.png", figures.has_times(runs))):
+        if not still:
+            (out / name).unlink(missing_ok=True)  # stale, from an earlier report
 
     _write_history_csv(out / "history.csv", runs)
     _write_minibatch_csv(out / "minibatch_costs.csv", runs, smoothed)
@@ -193,6 +195,11 @@ def _figure_plan(runs, dataset, beta, smoothed):
              lambda: figures.cost_per_iteration(runs, beta, smoothed=smoothed), cost),
             ("epoch_cost.png", lambda: figures.epoch_cost(runs), epoch),
             ("learning_rate.png", lambda: figures.learning_rate(runs), lr)]
+    if figures.has_times(runs):
+        plan.insert(2, ("cost_over_time.png", lambda: figures.cost_over_time(runs),
+                        "The same costs against the wall-clock seconds of each run (its own "
+                        "time, after the process's one-off warm-up): which optimizer gets "
+                        "lowest in a given time."))
     if figures.has_decision_boundary(dataset):
         plan.append(("decision_boundary.png", lambda: figures.decision_boundary(runs, dataset),
                      "What each trained network predicts over the plane of the two features, "

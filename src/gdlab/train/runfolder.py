@@ -41,7 +41,8 @@ WEIGHTS = "model.safetensors"
 #: checkpoints first (and nothing else)
 RUN_FILES = (STATUS, CONTROL, HISTORY, EVENTS, WEIGHTS, "history.jsonl", "report.html",
              "minibatch_costs.csv",
-             "cost_per_iteration.png", "epoch_cost.png", "learning_rate.png",
+             "cost_per_iteration.png", "epoch_cost.png", "cost_over_time.png",
+             "learning_rate.png",
              "decision_boundary.png")
 #: the settings a run needs (``start_run``), and so what --resume needs from config.json
 REQUIRED = ("data", "layers", "optimizer", "lr", "epochs", "batch_size", "seed", "dtype")
