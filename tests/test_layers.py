@@ -23,7 +23,7 @@ LAYERS = (
     {"report"},
     {"train"},
     {"optim", "data", "models", "losses", "backprop", "schedules"},
-    {"ewa", "_checks", "_files", "_spec"},
+    {"ewa", "_checks", "_files", "_spec", "_lazy"},
 )
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 #: what modules inside gdlab may take from the package's face (gdlab/__init__.py)

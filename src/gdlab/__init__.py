@@ -7,9 +7,10 @@ The names below load on first use (scientific Python's SPEC 1), so ``import gdla
 ``gdlab`` command start without importing torch.
 """
 
-import importlib
 import sys
 import types
+
+from ._lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -55,16 +56,4 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 
-def __getattr__(name):
-    if name not in _NAMES:
-        raise AttributeError(f"module 'gdlab' has no attribute {name!r}")
-    module, attribute = _NAMES[name]
-    value = importlib.import_module(module)
-    if attribute is not None:
-        value = getattr(value, attribute)
-    globals()[name] = value  # the next look-up is a plain one
-    return value
-
-
-def __dir__():
-    return sorted([*globals(), *_NAMES])
+__getattr__, __dir__ = lazy_names(__name__, _NAMES)

@@ -16,19 +16,9 @@ Names load on first use, so that ``gdlab status`` and ``gdlab lr`` (which read t
 through :mod:`gdlab.train.callbacks.control`) start without importing torch.
 """
 
-import importlib
+from .._lazy import lazy_names
 
-_NAMES = {"fit": ".api", "Fit": ".loop", "History": ".history", "Diverged": ".divergence"}
+_NAMES = {"fit": (".api", "fit"), "Fit": (".loop", "Fit"), "History": (".history", "History"),
+          "Diverged": (".divergence", "Diverged")}
 __all__ = list(_NAMES)
-
-
-def __getattr__(name):
-    if name not in _NAMES:
-        raise AttributeError(f"module 'gdlab.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_NAMES[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted([*globals(), *_NAMES])
+__getattr__, __dir__ = lazy_names(__name__, _NAMES)

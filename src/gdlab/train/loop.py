@@ -39,7 +39,7 @@ from .callbacks.validation import Validation
 from .divergence import Diverged, DivergenceGuard, full_cost
 from .history import History, epoch_cost_of
 from .lr import LearningRate
-from .state import load_run_state, resume_from, run_state
+from .state import load_run_state, run_state
 
 #: checkpoint_every=None: every 10 epochs, but at most one checkpoint a second
 DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_SECONDS = 10, 1.0
@@ -121,6 +121,8 @@ class Fit:
             self.callbacks += [Checkpoint(run_dir, every=every, min_seconds=seconds),
                                LiveControl(run_dir)]
         if resume is not False and resume is not None:
+            from .callbacks.checkpoint import resume_from
+
             resume_from(self, resume)
 
     @property

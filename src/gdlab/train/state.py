@@ -126,29 +126,3 @@ def load_run_state(run, state) -> None:
     run.smoothed_cost.load_state_dict(state["smoothed_cost"])
     set_rng_state(state["rng"], run.generator)
 
-
-def resume_from(run, resume) -> None:
-    """Continue ``run`` from ``resume``: True (the newest good checkpoint in its run_dir, if
-    any), a checkpoint file or run folder, or a state dict."""
-    from pathlib import Path
-
-    from .callbacks.checkpoint import latest_checkpoint, read_checkpoint
-
-    if isinstance(resume, dict):
-        run.load_state_dict(resume)
-        return
-    if resume is True:
-        if run.run_dir is None:
-            raise ValueError("resume=True needs run_dir, the folder of the checkpoints")
-        found = latest_checkpoint(run.run_dir)
-        if found is not None:
-            run.load_state_dict(found[0])
-        return
-    path = Path(resume)
-    if path.is_dir():
-        found = latest_checkpoint(path)
-        if found is None:
-            raise ValueError(f"no checkpoint in {path} to resume from")
-        run.load_state_dict(found[0])
-    else:
-        run.load_state_dict(read_checkpoint(path))
