@@ -32,6 +32,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from .data.batches import batch_sizes
 from .losses import OUTPUT_COSTS, cross_entropy, default_loss
 
 #: C networks' layer l as one block-diagonal product while its C²·n_l·n_{l-1} entries are fewer
@@ -239,8 +240,7 @@ class MLPBackprop:
         key = ("means", m, batch_size, rows.dtype, rows.device)
         means = self._work.get(key)
         if means is None:
-            full, rest = divmod(m, batch_size)
-            lengths = torch.tensor([batch_size] * full + [rest] * (rest > 0), device=rows.device)
+            lengths = torch.tensor(batch_sizes(m, batch_size), device=rows.device)
             if len(lengths) * m <= AVERAGING_MATRIX_MAX:
                 step = torch.arange(m, device=rows.device) // batch_size  # each row's mini-batch
                 matrix = torch.zeros(len(lengths), m, dtype=rows.dtype, device=rows.device)

@@ -147,20 +147,24 @@ def _check_rows(X, Y):
                          f"{X.shape[0]} and {Y.shape[0]}")
 
 
-def _to(X_t, Y_t, device, dtype):
-    """A mini-batch on ``device``: floating-point tensors in ``dtype``, others (class indices,
-    token ids) as they are."""
-    def moved(a):
-        return a.to(device=device, dtype=dtype if a.is_floating_point() else a.dtype)
+def _converter(device, dtype, indices: bool):
+    """``(X_t, Y_t) -> (X_t, Y_t)`` on ``device`` (None: where they are): X in ``dtype`` (or
+    the default dtype) — integer X stays integer with ``indices``, token ids for an embedding —
+    and Y in ``dtype`` if it holds floats, class indices as they are."""
+    dtype = dtype or torch.get_default_dtype()
 
-    return moved(X_t), moved(Y_t)
+    def to(X_t, Y_t):
+        X_t = X_t.to(device=device,
+                     dtype=X_t.dtype if indices and not X_t.is_floating_point() else dtype)
+        return X_t, Y_t.to(device=device, dtype=dtype if Y_t.is_floating_point() else Y_t.dtype)
+
+    return to
 
 
 class TensorBatches:
     """In-memory X and Y: each epoch one gather of the rows in the epoch's order, then views of
-    ``batch_size`` rows (no per-example work). X is moved to ``device`` in ``dtype`` (integer X
-    stays integer with ``indices``: token ids for an embedding), Y too if it holds floats;
-    both are checked for NaN/inf once."""
+    ``batch_size`` rows (no per-example work). X and Y are converted once
+    (:func:`_converter`) and checked for NaN/inf once."""
 
     ordered = True  # the loop chooses the order of the rows
 
@@ -168,12 +172,9 @@ class TensorBatches:
                  indices: bool = False):
         X, Y = torch.as_tensor(X), torch.as_tensor(Y)
         _check_rows(X, Y)
-        dtype = dtype or torch.get_default_dtype()
-        X = X.to(device=device if device is not None else X.device,
-                 dtype=X.dtype if indices and not X.is_floating_point() else dtype)
+        X, Y = _converter(device, dtype, indices)(X, Y)
         if X.is_floating_point() and not torch.isfinite(X).all():
             raise ValueError("X contains NaN or infinite values")
-        Y = Y.to(device=X.device, dtype=dtype if Y.is_floating_point() else Y.dtype)
         if Y.is_floating_point() and not torch.isfinite(Y).all():
             raise ValueError("Y contains NaN or infinite values")
         self.X, self.Y, self.m = X, Y, X.shape[0]
@@ -201,23 +202,24 @@ class TensorBatches:
 
 class MemmapBatches:
     """Arrays on disk (:class:`gdlab.data.memmap.MemmapArray`): each mini-batch reads only its
-    own rows (sorted within it, read ahead on a thread) and is converted to ``device`` and
-    ``dtype`` as it comes."""
+    own rows (sorted within it, read ahead on a thread) and is converted
+    (:func:`_converter`) as it comes."""
 
     ordered = True
 
-    def __init__(self, X, Y, batch_size: int, *, device=None, dtype=None):
+    def __init__(self, X, Y, batch_size: int, *, device=None, dtype=None,
+                 indices: bool = False):
         from .memmap import is_lazy
 
         X, Y = (a if is_lazy(a) else torch.as_tensor(a) for a in (X, Y))
         _check_rows(X, Y)
         self.X, self.Y, self.m = X, Y, X.shape[0]
         self.batch_size = _checked_batch_size(batch_size, self.m)
-        self.device, self.dtype = None, dtype or torch.get_default_dtype()
-        self._model_device = device
+        self.device = None  # (the order is made on the CPU)
+        self._convert = _converter(device, dtype, indices)
 
     def _converted(self, batches):
-        return (_to(X_t, Y_t, self._model_device, self.dtype) for X_t, Y_t in batches)
+        return (self._convert(X_t, Y_t) for X_t, Y_t in batches)
 
     def epoch(self, order, inference: bool = False) -> Epoch:
         return Epoch(self._converted(minibatches(self.X, self.Y, self.batch_size, order=order)),
@@ -226,7 +228,7 @@ class MemmapBatches:
     def rows(self, index):
         """The rows ``index`` (a tensor of row indices; read in sorted order), converted."""
         index = index.sort().values
-        return _to(self.X[index], self.Y[index], self._model_device, self.dtype)
+        return self._convert(self.X[index], self.Y[index])
 
     def chunks(self, size: int):
         return self._converted((self.X[start:start + size], self.Y[start:start + size])
@@ -264,16 +266,16 @@ class IterableBatches:
     """Any iterable of ``(x, y)`` mini-batches that can be iterated once per epoch — a
     ``torch.utils.data.DataLoader`` included. Its own order is kept (a DataLoader with
     ``shuffle=True`` draws it from torch's RNG, which checkpoints save); each mini-batch is
-    moved to ``device``, floating-point tensors in ``dtype``."""
+    converted (:func:`_converter`)."""
 
     ordered = False  # the iterable decides the order of its rows
 
-    def __init__(self, batches, *, device=None, dtype=None):
+    def __init__(self, batches, *, device=None, dtype=None, indices: bool = False):
         if isinstance(batches, torch.Tensor | np.ndarray) or not hasattr(batches, "__iter__"):
             raise TypeError(f"the data must be tensors X, Y or an iterable of (x, y) "
                             f"mini-batches such as a DataLoader, got {type(batches).__name__}")
-        self.batches = batches
-        self.device, self.dtype = device, dtype or torch.get_default_dtype()
+        self.batches, self.device = batches, device
+        self._convert = _converter(device, dtype, indices)
         self.batch_size = getattr(batches, "batch_size", None)
         dataset = getattr(batches, "dataset", None)
         try:
@@ -282,7 +284,7 @@ class IterableBatches:
             self.m = None
 
     def _pairs(self):
-        return (_pair(batch, self.device, self.dtype) for batch in self.batches)
+        return (_pair(batch, self._convert) for batch in self.batches)
 
     def epoch(self, order=None, inference: bool = False) -> Epoch:
         return Epoch(self._pairs())
@@ -294,23 +296,24 @@ class IterableBatches:
 class DatasetBatches:
     """A map-style ``torch.utils.data.Dataset`` of ``(x, y)`` examples: gdlab orders its
     indices (seeded, as for tensors) and collates each mini-batch of ``batch_size`` examples
-    with torch's ``default_collate``, then moves it to ``device``, floats in ``dtype``."""
+    with torch's ``default_collate``, then converts it (:func:`_converter`)."""
 
     ordered = True
 
-    def __init__(self, dataset, batch_size: int, *, device=None, dtype=None):
+    def __init__(self, dataset, batch_size: int, *, device=None, dtype=None,
+                 indices: bool = False):
         self.dataset, self.m = dataset, len(dataset)
         if self.m == 0:
             raise ValueError("the dataset must hold at least one example")
         self.batch_size = _checked_batch_size(batch_size, self.m)
         self.device = None  # (the order is made on the CPU)
-        self._model_device, self.dtype = device, dtype or torch.get_default_dtype()
+        self._convert = _converter(device, dtype, indices)
 
     def rows(self, index):
         from torch.utils.data import default_collate
 
         batch = default_collate([self.dataset[i] for i in index.tolist()])
-        return _pair(batch, self._model_device, self.dtype)
+        return _pair(batch, self._convert)
 
     def epoch(self, order, inference: bool = False) -> Epoch:
         starts = range(0, self.m, self.batch_size)
@@ -321,13 +324,13 @@ class DatasetBatches:
         return (self.rows(torch.arange(s, min(s + size, self.m))) for s in range(0, self.m, size))
 
 
-def _pair(batch, device, dtype):
-    """A mini-batch ``(x, y)`` of tensors moved to ``device`` (:func:`_to`), or a ValueError
-    saying what came instead."""
+def _pair(batch, convert):
+    """A mini-batch ``(x, y)`` of tensors, converted by ``convert`` (:func:`_converter`), or a
+    ValueError saying what came instead."""
     if isinstance(batch, list | tuple) and len(batch) == 2:
         x, y = batch
         if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
-            return _to(x, y, device, dtype)
+            return convert(x, y)
     raise ValueError(f"each mini-batch must be a pair (x, y) of tensors; the data yielded "
                      f"{_describe(batch)}")
 
@@ -405,12 +408,11 @@ def batch_source(X, Y=None, batch_size: int = 64, *, device=None, dtype=None,
         X, Y = X.tensors
     elif Y is None and isinstance(X, Dataset) and not isinstance(X, IterableDataset) \
             and hasattr(X, "__len__"):
-        return DatasetBatches(X, batch_size, device=device, dtype=dtype)
+        return DatasetBatches(X, batch_size, device=device, dtype=dtype, indices=indices)
     if Y is None:
-        return IterableBatches(X, device=device, dtype=dtype)
-    if is_lazy(X) or is_lazy(Y):
-        return MemmapBatches(X, Y, batch_size, device=device, dtype=dtype)
-    return TensorBatches(X, Y, batch_size, device=device, dtype=dtype, indices=indices)
+        return IterableBatches(X, device=device, dtype=dtype, indices=indices)
+    kind = MemmapBatches if is_lazy(X) or is_lazy(Y) else TensorBatches
+    return kind(X, Y, batch_size, device=device, dtype=dtype, indices=indices)
 
 
 def train_and_val(data):
