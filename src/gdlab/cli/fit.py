@@ -185,8 +185,8 @@ def _write_results(run):
         optimizer=config["optimizer"], schedule=config["schedule"], label=run.label,
         history=history, model=model, seconds=history.times[-1] if history.times else 0.0,
         train_accuracy=train_acc, test_accuracy=test_acc,
-        config={key: config[key] for key in ("optimizer", "lr", "schedule", "epochs",
-                                             "batch_size", "seed")})
+        config={**{key: config[key] for key in ("optimizer", "lr", "schedule", "epochs",
+                                                "batch_size", "seed")}, "m": run.fit.m})
     keys = ("data", "target", "layers", "optimizer", "lr", "schedule", "epochs", "batch_size",
             "seed", "dtype") if dataset is not None else ("model", "data", "loss", "optimizer",
                                                           "lr", "schedule", "epochs",

@@ -20,7 +20,7 @@ from ..data.datasets import Dataset, load_data
 from ..models import DTYPES, accuracy, check_layers, default_layers, initial_model
 from ..optim import OPTIMIZERS
 from ..schedules import constant, parse_schedule
-from ..train import fit
+from ..train import Fit, fit
 from ..train.callbacks.progress import ProgressBar
 from .runs import RunResult
 
@@ -68,10 +68,10 @@ def train_run(setup: Setup, optimizer: str, lr: float, schedule_text: str | None
     optim = make_optimizer(optimizer, model.parameters(), lr)
     torch.manual_seed(seed)  # the same dropout masks (any draw from torch's RNG) in every run
     start = time.perf_counter()
-    history = fit(model, *setup.train, optim, epochs=epochs,
-                  batch_size=setup.batch_size or batch_size,
-                  schedule=schedule, seed=seed, progress=False, callbacks=callbacks,
-                  loss=setup.loss, val=setup.val)
+    run = Fit(model, *setup.train, optim, epochs=epochs,
+              batch_size=setup.batch_size or batch_size, schedule=schedule, seed=seed,
+              progress=False, callbacks=callbacks, loss=setup.loss, val=setup.val)
+    history = run.run()
     seconds = time.perf_counter() - start
     schedule_label = "constant" if schedule_text is None else schedule_text
     if dataset is not None:
@@ -83,7 +83,8 @@ def train_run(setup: Setup, optimizer: str, lr: float, schedule_text: str | None
                      label=_run_label(optimizer, schedule_text), history=history, model=model,
                      seconds=seconds, train_accuracy=train_acc, test_accuracy=test_acc,
                      config={"optimizer": optimizer, "lr": lr, "schedule": schedule_label,
-                             "epochs": epochs, "batch_size": batch_size, "seed": seed})
+                             "epochs": epochs, "batch_size": batch_size, "seed": seed,
+                             "m": run.m})
 
 
 def _warm_up(setup: Setup, optimizers, batch_size: int) -> None:
@@ -251,9 +252,7 @@ def data_summary(runs):
     task = {"cross_entropy": "multiclass", "binary_cross_entropy": "binary",
             "CrossEntropyLoss": "multiclass", "BCEWithLogitsLoss": "binary"}.get(
         history.loss, "regression" if history.loss == "squared_error" else "other")
-    m = round(len(history.costs) / max(len(history.epoch_costs), 1) *
-              (runs[0].config.get("batch_size") or 1))
-    rows = np.empty((m, 0))
+    rows = np.empty((runs[0].config.get("m") or 0, 0))
     return Dataset(name="your data", X_train=rows, Y_train=rows, X_test=np.empty((0, 0)),
                    Y_test=np.empty(0), task=task, n_outputs=0,
                    feature_names=[f"cost: {history.loss}"])
