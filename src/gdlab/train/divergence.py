@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from .._checks import check_positive
 
 #: on_divergence="reduce" gives up after this many cuts of α in one epoch
@@ -105,17 +103,9 @@ class DivergenceGuard:
         return False
 
 
-@torch.no_grad()
 def full_cost(run) -> float:
     """J of ``run``'s model on all its examples (in eval mode, in chunks of its source): the
     divergence guard's reference for the first epoch."""
-    was_training = run.model.training
-    run.model.eval()
-    try:
-        total, rows = 0.0, 0
-        for X_t, Y_t in run.source.chunks(max(run.batch_size or 0, 4096)):
-            total += float(run.loss(run.forward(X_t), Y_t)) * X_t.shape[0]
-            rows += X_t.shape[0]
-    finally:
-        run.model.train(was_training)
-    return total / rows
+    from .callbacks.validation import evaluate
+
+    return evaluate(run, run.source, max(run.batch_size or 0, 4096))[0]
