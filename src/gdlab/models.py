@@ -135,3 +135,16 @@ def initial_model(dataset, layers, seed: int, dtype=torch.float32) -> MLP:
     """The network every run starts from, He-initialized from ``seed``."""
     torch.manual_seed(seed)
     return MLP(layers, output=dataset.output).to(dtype)
+
+
+def built_model(model, seed: int) -> nn.Module:
+    """``model`` itself, or what the function ``model`` returns, called under
+    ``torch.manual_seed(seed)`` (the same initial weights for the same seed); TypeError unless
+    it is an ``nn.Module``."""
+    if callable(model) and not isinstance(model, nn.Module):
+        torch.manual_seed(seed)
+        model = model()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module or a function returning one, got "
+                        f"{type(model).__name__}")
+    return model

@@ -120,11 +120,12 @@ def cmd_lr_find(args) -> None:
     from ..data.datasets import user_data
     from ..lab.lr_find import lr_find
     from ..losses import named_loss
+    from ..models import built_model
 
     check_out_dir(args.out, args.force)
     _names(args.optimizer, OPTIMIZERS, "optimizer")
     if args.model is not None:
-        model = load_spec(args.model, "--model")()
+        model = built_model(load_spec(args.model, "--model"), args.seed)
         data = user_data(args.data, target=args.target, seed=args.seed)
     else:
         import torch

@@ -17,7 +17,14 @@ from torch import nn
 from .._checks import check_choice, check_positive, check_positive_int
 from ..data.batches import train_and_val
 from ..data.datasets import Dataset, load_data
-from ..models import DTYPES, accuracy, check_layers, default_layers, initial_model
+from ..models import (
+    DTYPES,
+    accuracy,
+    built_model,
+    check_layers,
+    default_layers,
+    initial_model,
+)
 from ..optim import OPTIMIZERS
 from ..schedules import constant, parse_schedule
 from ..train import Fit, fit
@@ -106,14 +113,8 @@ def _warm_up(setup: Setup, optimizers, batch_size: int) -> None:
 def own_setup(model, data, seed: int, loss) -> Setup:
     """The initial model (a factory is called under ``torch.manual_seed(seed)``) and the data
     as ``fit`` takes it (:func:`gdlab.data.batches.train_and_val`)."""
-    if callable(model) and not isinstance(model, nn.Module):
-        torch.manual_seed(seed)
-        model = model()
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module or a function returning one, got "
-                        f"{type(model).__name__}")
     train, val, batch_size = train_and_val(data)
-    return Setup(model, train, val, loss, batch_size)
+    return Setup(built_model(model, seed), train, val, loss, batch_size)
 
 
 @dataclass

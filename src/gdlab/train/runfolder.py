@@ -344,21 +344,13 @@ def _checkpoint(out: Path, epochs: int, on_message) -> dict | None:
 def _own(settings):
     """(model, train, val, loss, batch_size) of a run of the user's model (a SPEC, called
     under the run's seed) on their data (a SPEC, or one of gdlab's sets as tensors)."""
-    import torch
-    from torch import nn
-
     from .._spec import load_spec
     from ..data.batches import train_and_val
     from ..data.datasets import user_data
     from ..losses import named_loss
-    from ..models import DTYPES
+    from ..models import DTYPES, built_model
 
-    factory = load_spec(settings["model"], "--model")
-    torch.manual_seed(settings["seed"])
-    model = factory()
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"--model {settings['model']!r} must return an nn.Module, got "
-                         f"{type(model).__name__}")
+    model = built_model(load_spec(settings["model"], "--model"), settings["seed"])
     model = model.to(DTYPES[settings["dtype"]])
     data = user_data(settings["data"], target=settings["target"], seed=settings["seed"])
     train, val, loader_batch_size = train_and_val(data)
