@@ -126,6 +126,16 @@ def _first_non_finite(a: np.ndarray) -> tuple | None:
     return tuple(int(i) for i in np.argwhere(bad)[0]) if bad.any() else None
 
 
+def _check_finite_cells(values, path, header, rows, lines, cols, what: str, rule: str) -> None:
+    """A ValueError naming the cell (line and column) of the first NaN or infinite entry of
+    ``values``, the numbers parsed from the columns ``cols`` of ``rows``."""
+    bad = _first_non_finite(values)
+    if bad is not None:
+        i, k = bad
+        raise ValueError(f"non-finite {what} {_show(rows[i][cols[k]])} at line {lines[i]}, "
+                         f"column {_show(header[cols[k]])} of {path}: {rule}")
+
+
 def _parse_float(cell: str):
     try:
         return float(cell)
@@ -265,12 +275,8 @@ def _csv_features(path: Path, header, rows, lines, f_cols) -> np.ndarray:
                     raise ValueError(f"{what} at line {lines[i]}, column {_show(header[j])} of "
                                      f"{path}: feature columns must hold numbers") from None
             raise
-    bad = _first_non_finite(X)
-    if bad is not None:
-        i, k = bad
-        raise ValueError(f"non-finite value {_show(rows[i][f_cols[k]])} at line {lines[i]}, "
-                         f"column {_show(header[f_cols[k]])} of {path}: features must be "
-                         f"finite numbers")
+    _check_finite_cells(X, path, header, rows, lines, f_cols, "value",
+                        "features must be finite numbers")
     return X
 
 
@@ -287,12 +293,8 @@ def _csv_labels(path: Path, header, rows, lines, t_cols) -> np.ndarray:
     numeric = [all(v is not None for v in p) for p in parsed]
     if all(numeric):
         labels = np.array(parsed, dtype=np.float64)
-        bad = _first_non_finite(labels)
-        if bad is not None:
-            i, k = bad
-            raise ValueError(f"non-finite target value {_show(cells[i][k])} at line {lines[i]}, "
-                             f"column {_show(header[t_cols[k]])} of {path}: labels must be "
-                             f"finite")
+        _check_finite_cells(labels, path, header, rows, lines, t_cols, "target value",
+                            "labels must be finite")
         if len(t_cols) == 1:
             labels = labels[:, 0]
     elif len(t_cols) > 1:
